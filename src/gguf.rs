@@ -1,0 +1,432 @@
+//! GGUF header, metadata and tensor directory, read from bytes and validated.
+//!
+//! candle has a GGUF reader, but it reads tensor dimensions as `usize` (32 bits on wasm32, so a
+//! hostile 2^32+1 silently becomes 1) and reports a bad tensor without naming it. In wasm a
+//! failed allocation or an overflow panic kills the module, so this reader checks every length,
+//! count and offset against the bytes actually present *before* allocating, does all size
+//! arithmetic in checked `u64`, and names the offending key or tensor in its errors. It yields
+//! candle's own `Content`, so the candle model builders take it unchanged.
+
+use std::collections::HashMap;
+
+use candle_core::quantized::gguf_file::{Content, TensorInfo, Value, VersionedMagic};
+use candle_core::quantized::GgmlDType;
+
+use crate::bail;
+use crate::error::{Error, ErrorCode, Result};
+
+const MAGIC: &[u8; 4] = b"GGUF";
+const DEFAULT_ALIGNMENT: u64 = 32;
+const MAX_TENSOR_DIMS: u32 = 4;
+/// Arrays nest (an array of arrays of …); no real file goes deeper than 1, so 4 is generous.
+const MAX_ARRAY_DEPTH: usize = 4;
+
+/// ggml type ids, names and the subset candle can compute with.
+/// Names follow ggml.h so that an error names the type the way llama.cpp tools print it.
+const GGML_TYPE_NAMES: &[(u32, &str)] = &[
+    (0, "F32"), (1, "F16"), (2, "Q4_0"), (3, "Q4_1"), (6, "Q5_0"), (7, "Q5_1"), (8, "Q8_0"),
+    (9, "Q8_1"), (10, "Q2_K"), (11, "Q3_K"), (12, "Q4_K"), (13, "Q5_K"), (14, "Q6_K"),
+    (15, "Q8_K"), (16, "IQ2_XXS"), (17, "IQ2_XS"), (18, "IQ3_XXS"), (19, "IQ1_S"), (20, "IQ4_NL"),
+    (21, "IQ3_S"), (22, "IQ2_S"), (23, "IQ4_XS"), (24, "I8"), (25, "I16"), (26, "I32"),
+    (27, "I64"), (28, "F64"), (29, "IQ1_M"), (30, "BF16"), (34, "TQ1_0"), (35, "TQ2_0"),
+    (39, "MXFP4"),
+];
+
+pub fn ggml_type_name(id: u32) -> String {
+    GGML_TYPE_NAMES
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, n)| n.to_string())
+        .unwrap_or_else(|| format!("unknown type {id}"))
+}
+
+fn ggml_dtype(id: u32) -> Option<GgmlDType> {
+    use GgmlDType::*;
+    Some(match id {
+        0 => F32,
+        1 => F16,
+        2 => Q4_0,
+        3 => Q4_1,
+        6 => Q5_0,
+        7 => Q5_1,
+        8 => Q8_0,
+        9 => Q8_1,
+        10 => Q2K,
+        11 => Q3K,
+        12 => Q4K,
+        13 => Q5K,
+        14 => Q6K,
+        15 => Q8K,
+        30 => BF16,
+        _ => return None,
+    })
+}
+
+/// Bytes a tensor of `dtype` with `elements` elements occupies, or why it cannot exist.
+pub fn tensor_byte_size(dtype: GgmlDType, elements: u64) -> Option<u64> {
+    let block = dtype.block_size() as u64;
+    if elements % block != 0 {
+        return None;
+    }
+    (elements / block).checked_mul(dtype.type_size() as u64)
+}
+
+/// A parsed and validated GGUF file. `content` is candle's representation; the extra fields are
+/// what the validation learned and the loaders need.
+pub struct Gguf {
+    pub content: Content,
+    pub version: u32,
+    /// Bytes each tensor occupies in the file, by name (checked to lie inside it).
+    pub tensor_bytes: HashMap<String, u64>,
+}
+
+impl Gguf {
+    pub fn metadata(&self) -> Metadata<'_> {
+        Metadata(&self.content.metadata)
+    }
+
+    pub fn architecture(&self) -> Result<String> {
+        Ok(self.metadata().string("general.architecture")?.to_string())
+    }
+
+    pub fn total_tensor_bytes(&self) -> u64 {
+        self.tensor_bytes.values().sum()
+    }
+}
+
+/// A cursor over the file's bytes whose every read is bounds-checked.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    fn take(&mut self, n: u64, what: &dyn Fn() -> String) -> Result<&'a [u8]> {
+        if n > self.remaining() as u64 {
+            bail!(
+                InvalidGguf,
+                "file is truncated: {} needs {n} bytes at offset {}, only {} remain",
+                what(),
+                self.pos,
+                self.remaining()
+            );
+        }
+        let n = n as usize;
+        let slice = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self, what: &dyn Fn() -> String) -> Result<[u8; N]> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N as u64, what)?);
+        Ok(out)
+    }
+
+    fn u32(&mut self, what: &dyn Fn() -> String) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+
+    fn u64(&mut self, what: &dyn Fn() -> String) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+
+    fn string(&mut self, what: &dyn Fn() -> String) -> Result<String> {
+        let len = self.u64(what)?;
+        let raw = self.take(len, &|| format!("{} (a string of {len} bytes)", what()))?;
+        match std::str::from_utf8(raw) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => bail!(InvalidGguf, "{} is not valid UTF-8", what()),
+        }
+    }
+
+    /// Refuse an array whose declared length could not possibly fit in the remaining bytes,
+    /// before allocating a `Vec` of that length.
+    fn check_count(&self, count: u64, min_item_bytes: u64, what: &dyn Fn() -> String) -> Result<()> {
+        let need = count.checked_mul(min_item_bytes);
+        match need {
+            Some(need) if need <= self.remaining() as u64 => Ok(()),
+            _ => bail!(
+                InvalidGguf,
+                "{} declares {count} items, which cannot fit in the {} bytes left in the file",
+                what(),
+                self.remaining()
+            ),
+        }
+    }
+
+    fn value(&mut self, ty: u32, depth: usize, what: &dyn Fn() -> String) -> Result<Value> {
+        Ok(match ty {
+            0 => Value::U8(self.array::<1>(what)?[0]),
+            1 => Value::I8(self.array::<1>(what)?[0] as i8),
+            2 => Value::U16(u16::from_le_bytes(self.array(what)?)),
+            3 => Value::I16(i16::from_le_bytes(self.array(what)?)),
+            4 => Value::U32(self.u32(what)?),
+            5 => Value::I32(i32::from_le_bytes(self.array(what)?)),
+            6 => Value::F32(f32::from_le_bytes(self.array(what)?)),
+            7 => match self.array::<1>(what)?[0] {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                b => bail!(InvalidGguf, "{} is a bool with byte value {b}", what()),
+            },
+            8 => Value::String(self.string(what)?),
+            9 => {
+                if depth >= MAX_ARRAY_DEPTH {
+                    bail!(InvalidGguf, "{} nests arrays deeper than {MAX_ARRAY_DEPTH}", what());
+                }
+                let item_ty = self.u32(what)?;
+                let count = self.u64(what)?;
+                self.check_count(count, min_value_bytes(item_ty), what)?;
+                let mut items = Vec::with_capacity(count as usize);
+                for _ in 0..count {
+                    items.push(self.value(item_ty, depth + 1, what)?);
+                }
+                Value::Array(items)
+            }
+            10 => Value::U64(self.u64(what)?),
+            11 => Value::I64(i64::from_le_bytes(self.array(what)?)),
+            12 => Value::F64(f64::from_le_bytes(self.array(what)?)),
+            other => bail!(InvalidGguf, "{} has unknown value type {other}", what()),
+        })
+    }
+}
+
+/// The fewest bytes one value of this type can take; used to bound array lengths.
+fn min_value_bytes(ty: u32) -> u64 {
+    match ty {
+        0 | 1 | 7 => 1,
+        2 | 3 => 2,
+        4 | 5 | 6 => 4,
+        10 | 11 | 12 => 8,
+        8 => 8,  // the length prefix of an empty string
+        9 => 12, // item type + count of an empty array
+        _ => 1,
+    }
+}
+
+/// Parse and validate a whole GGUF file held in memory.
+pub fn parse(bytes: &[u8]) -> Result<Gguf> {
+    let mut r = Reader { bytes, pos: 0 };
+    let magic = r.array::<4>(&|| "the GGUF magic".into())?;
+    if &magic != MAGIC {
+        bail!(
+            InvalidGguf,
+            "not a GGUF file: it starts with {:02x?}, a GGUF file starts with \"GGUF\"",
+            magic
+        );
+    }
+    let version = r.u32(&|| "the GGUF version".into())?;
+    let versioned_magic = match version {
+        2 => VersionedMagic::GgufV2,
+        3 => VersionedMagic::GgufV3,
+        v => bail!(InvalidGguf, "GGUF version {v} is not supported (edgellm reads versions 2 and 3)"),
+    };
+    let tensor_count = r.u64(&|| "the tensor count".into())?;
+    let kv_count = r.u64(&|| "the metadata count".into())?;
+    // A metadata entry needs at least a key length, a type and one byte; a tensor entry a name
+    // length, a dimension count, a type and an offset.
+    r.check_count(kv_count, 8 + 4 + 1, &|| "the metadata table".into())?;
+    r.check_count(tensor_count, 8 + 4 + 4 + 8, &|| "the tensor table".into())?;
+
+    let mut metadata = HashMap::with_capacity(kv_count as usize);
+    for i in 0..kv_count {
+        let key = r.string(&|| format!("metadata key #{i}"))?;
+        let what = || format!("metadata value '{key}'");
+        let ty = r.u32(&what)?;
+        let value = r.value(ty, 0, &what)?;
+        if metadata.insert(key.clone(), value).is_some() {
+            bail!(InvalidGguf, "metadata key '{key}' appears twice");
+        }
+    }
+
+    let alignment = match metadata.get("general.alignment") {
+        None => DEFAULT_ALIGNMENT,
+        Some(Value::U32(a)) if a.is_power_of_two() => *a as u64,
+        Some(other) => bail!(
+            InvalidGguf,
+            "general.alignment must be a power of two (u32), found {other:?}"
+        ),
+    };
+
+    struct RawTensor {
+        name: String,
+        dims: Vec<u64>,
+        type_id: u32,
+        offset: u64,
+    }
+    let mut raw_tensors = Vec::with_capacity(tensor_count as usize);
+    for i in 0..tensor_count {
+        let name = r.string(&|| format!("the name of tensor #{i}"))?;
+        let what = || format!("tensor '{name}'");
+        let n_dims = r.u32(&what)?;
+        if n_dims == 0 || n_dims > MAX_TENSOR_DIMS {
+            bail!(InvalidGguf, "tensor '{name}' has {n_dims} dimensions (1 to {MAX_TENSOR_DIMS} allowed)");
+        }
+        let mut dims = Vec::with_capacity(n_dims as usize);
+        for _ in 0..n_dims {
+            dims.push(r.u64(&what)?);
+        }
+        let type_id = r.u32(&what)?;
+        let offset = r.u64(&what)?;
+        raw_tensors.push(RawTensor { name, dims, type_id, offset });
+    }
+
+    let data_start = (r.pos as u64).div_ceil(alignment) * alignment;
+    let data_len = (bytes.len() as u64).saturating_sub(data_start);
+
+    let mut tensor_infos = HashMap::with_capacity(raw_tensors.len());
+    let mut tensor_bytes = HashMap::with_capacity(raw_tensors.len());
+    for t in raw_tensors {
+        let name = t.name;
+        let Some(dtype) = ggml_dtype(t.type_id) else {
+            bail!(
+                UnsupportedTensorType,
+                "tensor '{name}' uses quantization {}, which edgellm cannot run; supported types are \
+                 F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K",
+                ggml_type_name(t.type_id)
+            );
+        };
+        let elements = t.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        let Some(elements) = elements.filter(|&e| e > 0 && e <= usize::MAX as u64) else {
+            bail!(InvalidGguf, "tensor '{name}' has dimensions {:?}, whose element count is zero or overflows", t.dims);
+        };
+        let Some(size) = tensor_byte_size(dtype, elements) else {
+            bail!(
+                InvalidGguf,
+                "tensor '{name}' has {elements} elements, not a multiple of the {:?} block size {}",
+                dtype,
+                dtype.block_size()
+            );
+        };
+        if t.offset % alignment != 0 {
+            bail!(InvalidGguf, "tensor '{name}' starts at offset {} which is not aligned to {alignment}", t.offset);
+        }
+        match t.offset.checked_add(size) {
+            Some(end) if end <= data_len => {}
+            _ => bail!(
+                InvalidGguf,
+                "tensor '{name}' needs bytes {}..{} of the data section, but the file only has {data_len} \
+                 (is the file truncated?)",
+                t.offset,
+                t.offset as u128 + size as u128
+            ),
+        }
+        // candle's Shape is outermost-first; GGUF stores innermost-first.
+        let shape: Vec<usize> = t.dims.iter().rev().map(|&d| d as usize).collect();
+        let info = TensorInfo { ggml_dtype: dtype, shape: shape.into(), offset: t.offset };
+        if tensor_infos.insert(name.clone(), info).is_some() {
+            bail!(InvalidGguf, "tensor '{name}' appears twice");
+        }
+        tensor_bytes.insert(name, size);
+    }
+
+    Ok(Gguf {
+        content: Content { magic: versioned_magic, metadata, tensor_infos, tensor_data_offset: data_start },
+        version,
+        tensor_bytes,
+    })
+}
+
+/// Typed access to GGUF metadata with errors that name the missing key.
+#[derive(Clone, Copy)]
+pub struct Metadata<'a>(pub &'a HashMap<String, Value>);
+
+impl<'a> Metadata<'a> {
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.0.get(key)
+    }
+
+    fn expect(&self, key: &str) -> Result<&'a Value> {
+        self.0.get(key).ok_or_else(|| {
+            Error::new(ErrorCode::MissingMetadata, format!("the GGUF metadata has no '{key}'"))
+        })
+    }
+
+    fn wrong_type(key: &str, want: &str, got: &Value) -> Error {
+        Error::new(
+            ErrorCode::MissingMetadata,
+            format!("GGUF metadata '{key}' should be {want}, found {:?}", got.value_type()),
+        )
+    }
+
+    pub fn string(&self, key: &str) -> Result<&'a str> {
+        match self.expect(key)? {
+            Value::String(s) => Ok(s),
+            v => Err(Self::wrong_type(key, "a string", v)),
+        }
+    }
+
+    pub fn opt_string(&self, key: &str) -> Result<Option<&'a str>> {
+        self.get(key).map(|_| self.string(key)).transpose()
+    }
+
+    /// Any non-negative integer type, as u64.
+    pub fn uint(&self, key: &str) -> Result<u64> {
+        let v = self.expect(key)?;
+        let n: Option<u64> = match v {
+            Value::U8(x) => Some(*x as u64),
+            Value::U16(x) => Some(*x as u64),
+            Value::U32(x) => Some(*x as u64),
+            Value::U64(x) => Some(*x),
+            Value::I8(x) => u64::try_from(*x).ok(),
+            Value::I16(x) => u64::try_from(*x).ok(),
+            Value::I32(x) => u64::try_from(*x).ok(),
+            Value::I64(x) => u64::try_from(*x).ok(),
+            _ => None,
+        };
+        n.ok_or_else(|| Self::wrong_type(key, "a non-negative integer", v))
+    }
+
+    pub fn opt_uint(&self, key: &str) -> Result<Option<u64>> {
+        self.get(key).map(|_| self.uint(key)).transpose()
+    }
+
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(Self::wrong_type(key, "a bool", v)),
+        }
+    }
+
+    fn array(&self, key: &str) -> Result<&'a [Value]> {
+        match self.expect(key)? {
+            Value::Array(items) => Ok(items),
+            v => Err(Self::wrong_type(key, "an array", v)),
+        }
+    }
+
+    pub fn string_array(&self, key: &str) -> Result<Vec<&'a str>> {
+        self.array(key)?
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.as_str()),
+                v => Err(Self::wrong_type(key, "an array of strings", v)),
+            })
+            .collect()
+    }
+
+    pub fn f32_array(&self, key: &str) -> Result<Vec<f32>> {
+        self.array(key)?
+            .iter()
+            .map(|v| match v {
+                Value::F32(x) => Ok(*x),
+                v => Err(Self::wrong_type(key, "an array of f32", v)),
+            })
+            .collect()
+    }
+
+    pub fn i32_array(&self, key: &str) -> Result<Vec<i32>> {
+        self.array(key)?
+            .iter()
+            .map(|v| match v {
+                Value::I32(x) => Ok(*x),
+                v => Err(Self::wrong_type(key, "an array of i32", v)),
+            })
+            .collect()
+    }
+}

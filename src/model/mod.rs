@@ -1,0 +1,305 @@
+//! Model backends behind one enum, and loading a whole model (weights, tokenizer, template)
+//! from GGUF bytes.
+
+pub mod gemma3;
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::{ggml_file, GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama;
+use serde::{Deserialize, Serialize};
+
+use crate::bail;
+use crate::error::{Error, ErrorCode, Result};
+use crate::gguf::{self, Gguf};
+use crate::template::ChatTemplate;
+use crate::timing::{Clock, LoadTimings};
+use crate::tokenizer::Tokenizer;
+use gemma3::Gemma3;
+
+/// candle's llama builds its rotary table for this many positions; we cannot serve more.
+const LLAMA_MAX_POSITIONS: usize = quantized_llama::MAX_SEQ_LEN;
+/// The context served when neither the caller nor the file says otherwise, and the cap on what
+/// a file may ask for by default: KV cache and rotary tables grow with it, and a browser tab
+/// has little memory to spare.
+pub const DEFAULT_MAX_CONTEXT: usize = 4096;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoadOptions {
+    /// Context window to serve (tokens). Default: the model's, capped at 4,096.
+    pub context_length: Option<usize>,
+    /// Chat template preset to use instead of the file's own ("auto" = the file's or a guess).
+    pub template: Option<String>,
+    /// Refuse models whose estimated memory exceeds this. Default: what wasm32 can still
+    /// address (4 GiB less what is in use); natively, no limit.
+    pub max_memory_bytes: Option<u64>,
+}
+
+/// What a loaded model is, for display and for the caller's decisions.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub architecture: String,
+    pub name: String,
+    pub file_bytes: usize,
+    pub gguf_version: u32,
+    pub parameters: u64,
+    /// Tensor count per ggml type, e.g. {"Q4_1": 210, "F32": 61}.
+    pub tensor_types: BTreeMap<String, usize>,
+    pub context_length: usize,
+    pub vocab_size: usize,
+    pub tokenizer: crate::tokenizer::TokenizerKind,
+    pub chat_template: String,
+    pub bos_token: String,
+    pub eos_token: String,
+    pub estimated_memory_bytes: u64,
+}
+
+/// Reads tensors out of the file's bytes on demand, with errors that name the tensor.
+pub struct TensorSource<'a> {
+    content: &'a Content,
+    bytes: &'a [u8],
+}
+
+impl TensorSource<'_> {
+    pub fn has(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+
+    pub fn qtensor(&self, name: &str) -> Result<QTensor> {
+        if !self.has(name) {
+            bail!(InvalidGguf, "the GGUF has no tensor '{name}', which this architecture needs");
+        }
+        self.content
+            .tensor(&mut Cursor::new(self.bytes), name, &Device::Cpu)
+            .map_err(|e| Error::new(ErrorCode::InvalidGguf, format!("tensor '{name}': {e}")))
+    }
+
+    pub fn qmatmul(&self, name: &str) -> Result<QMatMul> {
+        Ok(QMatMul::from_qtensor(self.qtensor(name)?)?)
+    }
+
+    /// An embedding table kept in its quantized form.
+    pub fn embedding(&self, name: &str) -> Result<QuantizedEmbedding> {
+        let info = &self.content.tensor_infos[name];
+        let (rows, dim) = info.shape.dims2().map_err(|_| {
+            Error::new(ErrorCode::InvalidGguf, format!("embedding '{name}' is not two-dimensional"))
+        })?;
+        let dtype = info.ggml_dtype;
+        let row_bytes = dim / dtype.block_size() * dtype.type_size();
+        let start = (self.content.tensor_data_offset + info.offset) as usize;
+        let raw = self.bytes[start..start + rows * row_bytes].to_vec();
+        Ok(QuantizedEmbedding { raw, dtype, rows, dim, row_bytes })
+    }
+}
+
+/// An embedding table that stays quantized; rows are expanded to f32 when looked up. A
+/// 262k-token vocabulary expanded whole would take 671 MB of a tab's memory.
+pub struct QuantizedEmbedding {
+    raw: Vec<u8>,
+    dtype: GgmlDType,
+    rows: usize,
+    dim: usize,
+    row_bytes: usize,
+}
+
+impl QuantizedEmbedding {
+    /// `(tokens.len(), dim)` f32 rows.
+    pub fn forward(&self, tokens: &[u32]) -> Result<Tensor> {
+        let mut rows = Vec::with_capacity(tokens.len());
+        for &t in tokens {
+            let t = t as usize;
+            if t >= self.rows {
+                bail!(InvalidRequest, "token id {t} is outside the embedding table of {} rows", self.rows);
+            }
+            let bytes = &self.raw[t * self.row_bytes..(t + 1) * self.row_bytes];
+            let row = ggml_file::qtensor_from_ggml(self.dtype, bytes, vec![self.dim], &Device::Cpu)?;
+            rows.push(row.dequantize(&Device::Cpu)?);
+        }
+        Ok(Tensor::stack(&rows, 0)?)
+    }
+}
+
+enum Backend {
+    Llama(quantized_llama::ModelWeights),
+    Gemma3(Gemma3),
+}
+
+/// Architectures we can run and where their hyper-parameters live.
+fn supported(arch: &str) -> bool {
+    matches!(arch, "llama" | "gemma3")
+}
+
+/// Rough resident size of the loaded model: quantized weights as they are in the file, plus
+/// what the backend expands to f32, plus the KV cache for `ctx` positions.
+fn estimate_memory(g: &Gguf, arch: &str, ctx: usize) -> Result<u64> {
+    let md = g.metadata();
+    let n_layer = md.uint(&format!("{arch}.block_count"))?;
+    let n_embd = md.uint(&format!("{arch}.embedding_length"))?;
+    let n_head = md.uint(&format!("{arch}.attention.head_count"))?.max(1);
+    let n_kv = md.opt_uint(&format!("{arch}.attention.head_count_kv"))?.unwrap_or(n_head);
+    let head_dim = md.opt_uint(&format!("{arch}.attention.key_length"))?.unwrap_or(n_embd / n_head);
+    let embd_f32 = match (arch, g.content.tensor_infos.get("token_embd.weight")) {
+        // candle's llama expands the embedding table to f32.
+        ("llama", Some(info)) => info.shape.elem_count() as u64 * 4,
+        _ => 0,
+    };
+    let kv_cache = (ctx as u64)
+        .saturating_mul(n_layer)
+        .saturating_mul(2 * n_kv * head_dim * 4);
+    Ok(g.total_tensor_bytes().saturating_add(embd_f32).saturating_add(kv_cache))
+}
+
+fn memory_limit(opts: &LoadOptions) -> Option<u64> {
+    if opts.max_memory_bytes.is_some() {
+        return opts.max_memory_bytes;
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let in_use = core::arch::wasm32::memory_size(0) as u64 * 65536;
+        Some((4u64 << 30).saturating_sub(in_use))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    None
+}
+
+fn mib(bytes: u64) -> u64 {
+    bytes >> 20
+}
+
+pub struct Model {
+    backend: Backend,
+    pub tokenizer: Tokenizer,
+    pub template: ChatTemplate,
+    pub info: ModelInfo,
+    pub load_timings: LoadTimings,
+    pub clock: Clock,
+}
+
+impl Model {
+    pub fn load(bytes: &[u8], opts: &LoadOptions, clock: Clock) -> Result<Self> {
+        let t0 = clock();
+        let g = gguf::parse(bytes)?;
+        let arch = g.architecture()?;
+        if !supported(&arch) {
+            bail!(
+                UnsupportedArchitecture,
+                "architecture '{arch}' is not supported; edgellm runs llama-family (TinyLlama, SmolLM2, Llama, Mistral) and gemma3 models"
+            );
+        }
+        let md = g.metadata();
+        let trained_ctx = md.opt_uint(&format!("{arch}.context_length"))?.unwrap_or(2048) as usize;
+        let max_positions = if arch == "llama" { LLAMA_MAX_POSITIONS } else { usize::MAX };
+        let ctx = match opts.context_length {
+            Some(0) => bail!(InvalidRequest, "context_length must be at least 1"),
+            Some(c) if c > trained_ctx.min(max_positions) => bail!(
+                InvalidRequest,
+                "context_length {c} exceeds what this model supports ({})",
+                trained_ctx.min(max_positions)
+            ),
+            Some(c) => c,
+            None => trained_ctx.min(DEFAULT_MAX_CONTEXT),
+        };
+        let estimated = estimate_memory(&g, &arch, ctx)?;
+        if let Some(limit) = memory_limit(opts) {
+            if estimated > limit {
+                bail!(
+                    TooLarge,
+                    "this model needs about {} MiB of memory but only {} MiB are available{}",
+                    mib(estimated),
+                    mib(limit),
+                    if cfg!(target_arch = "wasm32") { " (WebAssembly can address 4 GiB)" } else { "" }
+                );
+            }
+        }
+        let t_parse = clock();
+
+        let tokenizer = Tokenizer::from_gguf(md)?;
+        let template = ChatTemplate::for_model(opts.template.as_deref(), md, &tokenizer)?;
+        let t_tok = clock();
+
+        let mut tensor_types = BTreeMap::new();
+        let mut parameters = 0u64;
+        for info in g.content.tensor_infos.values() {
+            *tensor_types.entry(format!("{:?}", info.ggml_dtype)).or_insert(0) += 1;
+            parameters += info.shape.elem_count() as u64;
+        }
+        let info = ModelInfo {
+            architecture: arch.clone(),
+            name: md.opt_string("general.name")?.unwrap_or("unnamed").to_string(),
+            file_bytes: bytes.len(),
+            gguf_version: g.version,
+            parameters,
+            tensor_types,
+            context_length: ctx,
+            vocab_size: tokenizer.vocab_size(),
+            tokenizer: tokenizer.kind,
+            chat_template: template.name.clone(),
+            bos_token: tokenizer.token_text(tokenizer.bos),
+            eos_token: tokenizer.token_text(tokenizer.eos),
+            estimated_memory_bytes: estimated,
+        };
+
+        let backend = match arch.as_str() {
+            "llama" => {
+                let content = g.content;
+                Backend::Llama(quantized_llama::ModelWeights::from_gguf(content, &mut Cursor::new(bytes), &Device::Cpu)?)
+            }
+            _ => Backend::Gemma3(Gemma3::load(&g.content, &TensorSource { content: &g.content, bytes }, ctx)?),
+        };
+        let t_weights = clock();
+
+        Ok(Self {
+            backend,
+            tokenizer,
+            template,
+            info,
+            load_timings: LoadTimings {
+                parse_ms: t_parse - t0,
+                tokenizer_ms: t_tok - t_parse,
+                weights_ms: t_weights - t_tok,
+                total_ms: t_weights - t0,
+            },
+            clock,
+        })
+    }
+
+    pub fn context_length(&self) -> usize {
+        self.info.context_length
+    }
+
+    /// Run `tokens` at positions `pos..` and return the logits of the last one.
+    /// `pos == 0` starts a new sequence (the KV cache is discarded).
+    pub fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            bail!(InvalidRequest, "nothing to run: the token list is empty");
+        }
+        if pos + tokens.len() > self.context_length() {
+            bail!(
+                ContextOverflow,
+                "positions {pos}..{} exceed the context of {} tokens",
+                pos + tokens.len(),
+                self.context_length()
+            );
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.info.vocab_size) {
+            bail!(InvalidRequest, "token id {bad} is outside the vocabulary of {}", self.info.vocab_size);
+        }
+        let logits = match &mut self.backend {
+            Backend::Llama(m) => {
+                let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+                m.forward(&input, pos)?.squeeze(0)?
+            }
+            Backend::Gemma3(m) => {
+                if pos == 0 {
+                    m.clear_kv_cache();
+                }
+                m.forward(tokens, pos)?
+            }
+        };
+        Ok(logits.to_dtype(candle_core::DType::F32)?.to_vec1()?)
+    }
+}

@@ -1,0 +1,319 @@
+//! Tokenizers built from GGUF metadata alone (no tokenizer.json), on top of the `tokenizers` crate.
+//!
+//! GGUF files carry two kinds of vocabulary:
+//! - `gpt2`: byte-level BPE with an explicit merge list (SmolLM2, Llama 3, Qwen …). The
+//!   pre-tokenizer regex is not stored, only its llama.cpp name in `tokenizer.ggml.pre`,
+//!   so we map the names we know to the splitter their Hugging Face tokenizer.json uses.
+//! - `llama`: SentencePiece BPE (TinyLlama, Llama 2, Mistral, Gemma) with tokens and scores but no
+//!   merges. SentencePiece merges the adjacent pair whose union has the highest score; an
+//!   ordered merge list where the pair (a, b) ranks by the score of `a+b` is the same
+//!   algorithm, which is how Hugging Face converts these vocabularies too.
+//!
+//! Control and user-defined tokens become special tokens: they are matched whole in the input
+//! (so a chat template can write `<|im_start|>`) and skipped when decoding.
+
+use std::collections::HashMap;
+
+use tokenizers::decoders::byte_fallback::ByteFallback;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::decoders::sequence::Sequence as DecoderSequence;
+use tokenizers::decoders::strip::Strip;
+use tokenizers::decoders::DecoderWrapper;
+use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::normalizers::{Prepend, Replace, Sequence as NormalizerSequence};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::{AddedToken, NormalizerWrapper, SplitDelimiterBehavior};
+
+use crate::bail;
+use crate::error::{Error, ErrorCode, Result};
+use crate::gguf::Metadata;
+
+/// llama.cpp token types (`tokenizer.ggml.token_type`).
+const TOKEN_NORMAL: i32 = 1;
+const TOKEN_CONTROL: i32 = 3;
+const TOKEN_USER_DEFINED: i32 = 4;
+
+/// Names of end-of-turn tokens used by chat models whose GGUF does not list them as EOS.
+/// Any of them present in the vocabulary as a special token also stops generation.
+const END_OF_TURN_TOKENS: &[&str] = &["<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>"];
+
+/// The Llama 3 pre-tokenizer regex (llama.cpp `llama-bpe`, Hugging Face tokenizer.json).
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// The Qwen 2 pre-tokenizer regex (llama.cpp `qwen2`).
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizerKind {
+    ByteLevelBpe,
+    SentencePiece,
+}
+
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    pub kind: TokenizerKind,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    /// Whether a prompt starts with BOS (`tokenizer.ggml.add_bos_token`, llama.cpp defaults).
+    pub add_bos: bool,
+    /// Token ids that end generation: EOS plus end-of-turn markers.
+    pub stop_tokens: Vec<u32>,
+}
+
+fn tk_err(what: &str) -> impl Fn(tokenizers::Error) -> Error + '_ {
+    move |e| Error::new(ErrorCode::Tokenizer, format!("{what}: {e}"))
+}
+
+impl Tokenizer {
+    pub fn from_gguf(md: Metadata<'_>) -> Result<Self> {
+        let model = md.string("tokenizer.ggml.model")?;
+        let tokens = md.string_array("tokenizer.ggml.tokens")?;
+        if tokens.is_empty() {
+            bail!(MissingMetadata, "tokenizer.ggml.tokens is empty");
+        }
+        let types = match md.get("tokenizer.ggml.token_type") {
+            Some(_) => md.i32_array("tokenizer.ggml.token_type")?,
+            None => vec![TOKEN_NORMAL; tokens.len()],
+        };
+        if types.len() != tokens.len() {
+            bail!(
+                MissingMetadata,
+                "tokenizer.ggml.token_type has {} entries for {} tokens",
+                types.len(),
+                tokens.len()
+            );
+        }
+        let token_id = |key: &str| -> Result<Option<u32>> {
+            match md.opt_uint(key)? {
+                Some(id) if id < tokens.len() as u64 => Ok(Some(id as u32)),
+                Some(id) => bail!(MissingMetadata, "{key} = {id} is outside the vocabulary of {}", tokens.len()),
+                None => Ok(None),
+            }
+        };
+        let bos = token_id("tokenizer.ggml.bos_token_id")?;
+        let eos = token_id("tokenizer.ggml.eos_token_id")?;
+
+        let (kind, mut inner, default_add_bos) = match model {
+            "gpt2" => (TokenizerKind::ByteLevelBpe, byte_level_bpe(md, &tokens)?, false),
+            "llama" => (TokenizerKind::SentencePiece, sentencepiece(md, &tokens, &types)?, true),
+            other => bail!(
+                Tokenizer,
+                "tokenizer.ggml.model '{other}' is not supported (edgellm reads 'gpt2' and 'llama')"
+            ),
+        };
+
+        let specials: Vec<AddedToken> = tokens
+            .iter()
+            .zip(&types)
+            .filter(|(_, &t)| t == TOKEN_CONTROL || t == TOKEN_USER_DEFINED)
+            .map(|(tok, _)| AddedToken::from(tok.to_string(), true).normalized(false))
+            .collect();
+        inner.add_special_tokens(&specials);
+
+        let mut stop_tokens: Vec<u32> = eos.into_iter().collect();
+        for key in ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"] {
+            stop_tokens.extend(token_id(key)?);
+        }
+        for name in END_OF_TURN_TOKENS {
+            if let Some(i) = tokens.iter().position(|t| t == name) {
+                if types[i] == TOKEN_CONTROL || types[i] == TOKEN_USER_DEFINED {
+                    stop_tokens.push(i as u32);
+                }
+            }
+        }
+        stop_tokens.sort_unstable();
+        stop_tokens.dedup();
+
+        Ok(Self {
+            inner,
+            kind,
+            bos,
+            eos,
+            add_bos: md.opt_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(default_add_bos),
+            stop_tokens,
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// Tokens for `text`. Special tokens written in the text (`<|im_start|>`) become their ids.
+    /// With `add_bos`, BOS is put in front unless the text already starts with it (chat
+    /// templates often write `{{ bos_token }}` themselves).
+    pub fn encode(&self, text: &str, add_bos: bool) -> Result<Vec<u32>> {
+        let enc = self.inner.encode_fast(text, false).map_err(tk_err("encoding text"))?;
+        let mut ids = enc.get_ids().to_vec();
+        if add_bos && self.add_bos {
+            if let Some(bos) = self.bos {
+                if ids.first() != Some(&bos) {
+                    ids.insert(0, bos);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Text for `ids`, without special tokens.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, true).map_err(tk_err("decoding tokens"))
+    }
+
+    pub fn is_stop_token(&self, id: u32) -> bool {
+        self.stop_tokens.contains(&id)
+    }
+
+    pub fn token_text(&self, id: Option<u32>) -> String {
+        id.and_then(|i| self.id_to_token(i)).unwrap_or_default()
+    }
+}
+
+/// Streaming detokenizer: turns one token at a time into text, holding back bytes until they
+/// form whole UTF-8 characters (a byte-fallback token can be a third of a character).
+#[derive(Default)]
+pub struct StreamDecoder {
+    ids: Vec<u32>,
+    prefix: String,
+    prefix_index: usize,
+}
+
+impl StreamDecoder {
+    pub fn step(&mut self, tokenizer: &Tokenizer, id: u32) -> Result<String> {
+        let chunk = tokenizers::tokenizer::step_decode_stream(
+            &tokenizer.inner,
+            vec![id],
+            true,
+            &mut self.ids,
+            &mut self.prefix,
+            &mut self.prefix_index,
+        )
+        .map_err(tk_err("decoding a streamed token"))?;
+        Ok(chunk.unwrap_or_default())
+    }
+}
+
+fn build_bpe(vocab: Vocab, merges: Vec<(String, String)>, byte_fallback: bool, unk: Option<String>) -> Result<BPE> {
+    let mut builder = BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(byte_fallback);
+    if let Some(unk) = unk {
+        builder = builder.unk_token(unk);
+    }
+    builder.build().map_err(tk_err("building the BPE model"))
+}
+
+/// token → id; when a string appears twice the first id wins (llama.cpp does the same).
+fn vocab_map(tokens: &[&str]) -> Vocab {
+    let mut vocab = Vocab::with_capacity(tokens.len());
+    for (i, t) in tokens.iter().enumerate() {
+        vocab.entry(t.to_string()).or_insert(i as u32);
+    }
+    vocab
+}
+
+fn byte_level_bpe(md: Metadata<'_>, tokens: &[&str]) -> Result<tokenizers::Tokenizer> {
+    let merges = md
+        .string_array("tokenizer.ggml.merges")?
+        .into_iter()
+        .map(|m| match m.split_once(' ') {
+            Some((a, b)) => Ok((a.to_string(), b.to_string())),
+            None => bail!(MissingMetadata, "tokenizer.ggml.merges entry '{m}' is not 'left right'"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut tk = tokenizers::Tokenizer::new(build_bpe(vocab_map(tokens), merges, false, None)?);
+
+    let byte_level = ByteLevel::new(false, true, true);
+    let split = |regex: &str| -> Result<PreTokenizerWrapper> {
+        let pattern = SplitPattern::Regex(regex.to_string());
+        Ok(Split::new(pattern, SplitDelimiterBehavior::Isolated, false)
+            .map_err(tk_err("building the pre-tokenizer"))?
+            .into())
+    };
+    let pre: PreTokenizerWrapper = match md.opt_string("tokenizer.ggml.pre")?.unwrap_or("default") {
+        // SmolLM: every digit on its own, then GPT-2 splitting.
+        "smollm" => PreTokenizerSequence::new(vec![Digits::new(true).into(), byte_level.into()]).into(),
+        "llama3" | "llama-bpe" | "llama-v3" => {
+            PreTokenizerSequence::new(vec![split(LLAMA3_SPLIT)?, ByteLevel::new(false, true, false).into()]).into()
+        }
+        "qwen2" => PreTokenizerSequence::new(vec![split(QWEN2_SPLIT)?, ByteLevel::new(false, true, false).into()]).into(),
+        // "default", "gpt2" and anything unknown: GPT-2's own regex, the common ancestor.
+        _ => byte_level.into(),
+    };
+    tk.with_pre_tokenizer(Some(pre));
+    tk.with_decoder(Some(DecoderWrapper::from(ByteLevelDecoder::default())));
+    Ok(tk)
+}
+
+fn sentencepiece(md: Metadata<'_>, tokens: &[&str], types: &[i32]) -> Result<tokenizers::Tokenizer> {
+    let scores = md.f32_array("tokenizer.ggml.scores")?;
+    if scores.len() != tokens.len() {
+        bail!(MissingMetadata, "tokenizer.ggml.scores has {} entries for {} tokens", scores.len(), tokens.len());
+    }
+    let add_space_prefix = md.opt_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
+    let vocab = vocab_map(tokens);
+    let merges = merges_from_scores(tokens, types, &scores);
+    let unk = md
+        .opt_uint("tokenizer.ggml.unknown_token_id")?
+        .and_then(|id| tokens.get(id as usize))
+        .map(|t| t.to_string());
+    let mut tk = tokenizers::Tokenizer::new(build_bpe(vocab, merges, true, unk)?);
+
+    // SentencePiece writes spaces as U+2581 and (optionally) puts one in front of the text.
+    let replace = Replace::new(" ", "\u{2581}").map_err(tk_err("building the normalizer"))?;
+    let normalizer: NormalizerWrapper = if add_space_prefix {
+        NormalizerSequence::new(vec![Prepend::new("\u{2581}".into()).into(), replace.into()]).into()
+    } else {
+        replace.into()
+    };
+    tk.with_normalizer(Some(normalizer));
+
+    let mut decoders: Vec<DecoderWrapper> = vec![
+        Replace::new("\u{2581}", " ").map_err(tk_err("building the decoder"))?.into(),
+        ByteFallback::new().into(),
+        Fuse::new().into(),
+    ];
+    if add_space_prefix {
+        decoders.push(Strip::new(' ', 1, 0).into());
+    }
+    tk.with_decoder(Some(DecoderWrapper::from(DecoderSequence::new(decoders))));
+    Ok(tk)
+}
+
+/// The merge list that makes BPE reproduce SentencePiece: every split of a normal token into two
+/// normal tokens is a merge, ranked by the merged token's score (highest first), ties by ids.
+pub fn merges_from_scores(tokens: &[&str], types: &[i32], scores: &[f32]) -> Vec<(String, String)> {
+    let normal: HashMap<&str, u32> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| types[*i] == TOKEN_NORMAL)
+        .map(|(i, t)| (*t, i as u32))
+        .collect();
+    let mut ranked: Vec<(f32, u32, u32, u32)> = Vec::new();
+    for (merged_id, token) in tokens.iter().enumerate() {
+        if types[merged_id] != TOKEN_NORMAL {
+            continue;
+        }
+        for (split, _) in token.char_indices().skip(1) {
+            let (left, right) = token.split_at(split);
+            if let (Some(&l), Some(&r)) = (normal.get(left), normal.get(right)) {
+                ranked.push((scores[merged_id], merged_id as u32, l, r));
+            }
+        }
+    }
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+    ranked
+        .into_iter()
+        .map(|(_, _, l, r)| (tokens[l as usize].to_string(), tokens[r as usize].to_string()))
+        .collect()
+}
