@@ -1,1 +1,136 @@
+//! The wasm-bindgen surface over the edgellm core: bytes in, a model handle out, one token per
+//! call. Everything else (fetching, caching, workers, streaming as async iterators) is in
+//! JavaScript under `www/engine/`.
+//!
+//! Every failure becomes a JavaScript `Error` with `name = "EdgeLLMError"` and a stable `code`
+//! (see `edgellm::ErrorCode`), never a panic: a panic would kill the module and every model in it.
+#![cfg(target_arch = "wasm32")]
 
+use edgellm::generate::Session;
+use edgellm::{ErrorCode, GenerateRequest, LoadOptions, Message, Model};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `performance.now()`: present in windows, workers, Node and edge runtimes.
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    // Should a panic still happen, at least say where in the console.
+    console_error_panic_hook::set_once();
+}
+
+fn js_error(code: ErrorCode, message: &str) -> JsValue {
+    let err = js_sys::Error::new(message);
+    err.set_name("EdgeLLMError");
+    // Setting a property on a fresh Error object cannot fail.
+    let _ = js_sys::Reflect::set(&err, &"code".into(), &code.as_str().into());
+    err.into()
+}
+
+fn to_js(e: edgellm::Error) -> JsValue {
+    js_error(e.code, &e.message)
+}
+
+fn to_value<T: Serialize>(value: &T) -> JsValue {
+    // json_compatible: plain objects rather than `Map`s, so results can be posted and printed.
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
+}
+
+fn from_value<T: serde::de::DeserializeOwned + Default>(value: JsValue, what: &str) -> Result<T, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(T::default());
+    }
+    serde_wasm_bindgen::from_value(value)
+        .map_err(|e| js_error(ErrorCode::InvalidRequest, &format!("invalid {what}: {e}")))
+}
+
+/// A loaded model and its current generation, if any.
+#[wasm_bindgen]
+pub struct WasmModel {
+    model: Model,
+    session: Option<Session>,
+}
+
+#[wasm_bindgen]
+impl WasmModel {
+    /// Load a GGUF model from its bytes. `options`: `{ context_length?, template?, max_memory_bytes? }`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(bytes: &[u8], options: JsValue) -> Result<WasmModel, JsValue> {
+        let options: LoadOptions = from_value(options, "load options")?;
+        let model = Model::load(bytes, &options, performance_now).map_err(to_js)?;
+        Ok(WasmModel { model, session: None })
+    }
+
+    /// Architecture, name, context length, tokenizer, template, tensor types, sizes.
+    pub fn info(&self) -> JsValue {
+        to_value(&self.model.info)
+    }
+
+    #[wasm_bindgen(js_name = loadTimings)]
+    pub fn load_timings(&self) -> JsValue {
+        to_value(&self.model.load_timings)
+    }
+
+    /// Begin a generation (`{ messages | prompt, max_new_tokens, stop, overflow, temperature,
+    /// top_k, top_p, repetition_penalty, repeat_last_n, no_repeat_ngram_size, seed }`).
+    /// Replaces any generation in progress.
+    pub fn start(&mut self, request: JsValue) -> Result<(), JsValue> {
+        self.session = None;
+        let request: GenerateRequest = from_value(request, "generation request")?;
+        self.session = Some(Session::start(&self.model, &request).map_err(to_js)?);
+        Ok(())
+    }
+
+    /// Compute one token: the text it adds (possibly ""), or `undefined` when finished.
+    #[wasm_bindgen(js_name = nextToken)]
+    pub fn next_token(&mut self) -> Result<Option<String>, JsValue> {
+        let Some(session) = self.session.as_mut() else {
+            return Err(js_error(ErrorCode::InvalidRequest, "no generation in progress: call start() first"));
+        };
+        session.next(&mut self.model).map_err(|e| {
+            session.abort();
+            to_js(e)
+        })
+    }
+
+    /// Stop the current generation; the next `nextToken()` returns `undefined`.
+    pub fn abort(&mut self) {
+        if let Some(s) = self.session.as_mut() {
+            s.abort();
+        }
+    }
+
+    /// `{ text, finish_reason, timings }` of the current or last generation.
+    pub fn output(&self) -> JsValue {
+        self.session.as_ref().map(|s| to_value(&s.output())).unwrap_or(JsValue::NULL)
+    }
+
+    /// Token ids for `text` (special tokens recognised; BOS added where the model wants it).
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, JsValue> {
+        self.model.tokenizer.encode(text, true).map_err(to_js)
+    }
+
+    /// The prompt text the chat template makes of `messages` (`[{ role, content }]`).
+    #[wasm_bindgen(js_name = renderChat)]
+    pub fn render_chat(&self, messages: JsValue) -> Result<String, JsValue> {
+        let messages: Vec<Message> = from_value(messages, "messages")?;
+        self.model.template.render(&messages, true).map_err(to_js)
+    }
+}
+
+/// Bytes of WebAssembly memory in use by this module (it grows, never shrinks).
+#[wasm_bindgen(js_name = wasmMemoryBytes)]
+pub fn wasm_memory_bytes() -> f64 {
+    (core::arch::wasm32::memory_size(0) * 65536) as f64
+}
+
+/// Names of the built-in chat templates.
+#[wasm_bindgen(js_name = templatePresets)]
+pub fn template_presets() -> Vec<String> {
+    edgellm::template::preset_names().into_iter().map(String::from).collect()
+}

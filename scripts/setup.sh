@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install what building and testing edgellm needs, once; later runs find it cached.
+#   scripts/setup.sh [build] [browser] [node] [models...]
+# Tools go to ~/.cache/edgellm (never into the repository).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${EDGELLM_CACHE:-$HOME/.cache/edgellm}"
+WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' wasm/Cargo.toml)
+export PATH="$CACHE/tools/bin:$PATH"
+
+need_build() {
+  rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+    echo "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once)"
+    cargo install --quiet wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --root "$CACHE/tools"
+  fi
+}
+
+need_browser() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "installing Debian chromium + chromium-driver"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+}
+
+need_node() {
+  # package-lock.json pins the versions; node_modules is ignored by git.
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+}
+
+for what in "$@"; do
+  case "$what" in
+    build) need_build ;;
+    browser) need_browser ;;
+    node) need_node ;;
+    *) python3 models/fetch.py "$what" >/dev/null ;;
+  esac
+done

@@ -1,0 +1,105 @@
+// WorkerEngine: the Engine interface (load, stream, generate, abort, tokenize, unload) with the
+// engine running in a Web Worker, so the page never freezes while the model computes.
+
+import { Kind, deserializeError } from './protocol.js';
+
+export class WorkerEngine {
+  #worker;
+  #nextId = 1;
+  #pending = new Map(); // id → { resolve, reject, onToken }
+  #running = null; // id of the generation in progress
+
+  constructor(worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' })) {
+    this.#worker = worker;
+    worker.onmessage = ({ data }) => this.#receive(data);
+    // A crashed worker answers nothing more: fail every call still waiting instead of hanging.
+    const fail = (why) => {
+      const error = Object.assign(new Error(`the engine worker stopped: ${why}`), { name: 'EdgeLLMError', code: 'worker_crashed' });
+      for (const p of this.#pending.values()) p.reject(error);
+      this.#pending.clear();
+    };
+    worker.onerror = (e) => fail(e.message ?? 'error');
+    worker.onmessageerror = () => fail('a message could not be read');
+  }
+
+  #receive(msg) {
+    const p = this.#pending.get(msg.id);
+    if (!p) return;
+    if (msg.kind === Kind.TOKEN) return p.onToken?.(msg.text);
+    this.#pending.delete(msg.id);
+    if (msg.kind === Kind.RESULT) p.resolve(msg.value);
+    else p.reject(deserializeError(msg.error));
+  }
+
+  #call(kind, fields = {}, { transfer = [], onToken } = {}) {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, onToken });
+      this.#worker.postMessage({ kind, id, ...fields }, transfer);
+    });
+  }
+
+  /** Load a GGUF model. The bytes are copied unless `options.transfer` is true. */
+  load(bytes, options = {}) {
+    const { transfer, ...rest } = options;
+    const buffer = bytes instanceof ArrayBuffer ? bytes : bytes.buffer;
+    return this.#call(Kind.LOAD, { bytes, options: rest }, { transfer: transfer ? [buffer] : [] });
+  }
+
+  /** Generate to the end; resolves to { text, finishReason, timings }. */
+  async generate(request, onToken) {
+    const { signal, ...rest } = request ?? {};
+    const id = this.#nextId;
+    const onAbort = () => this.#worker.postMessage({ kind: Kind.ABORT, target: id });
+    if (signal?.aborted) throw new DOMException('the generation was aborted', 'AbortError');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.#running = id;
+    try {
+      return await this.#call(Kind.GENERATE, { request: rest }, { onToken });
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      if (this.#running === id) this.#running = null;
+    }
+  }
+
+  /** The answer as an AsyncIterable of text pieces. */
+  async *stream(request) {
+    const queue = [];
+    let wake = null;
+    let done = false;
+    let failure = null;
+    this.generate(request, (piece) => { queue.push(piece); wake?.(); })
+      .catch((e) => { failure = e; })
+      .finally(() => { done = true; wake?.(); });
+    for (;;) {
+      if (queue.length) { yield queue.shift(); continue; }
+      if (done) break;
+      await new Promise((r) => (wake = r));
+      wake = null;
+    }
+    if (failure) throw failure;
+  }
+
+  /** Stop the generation in progress (its promise rejects with an AbortError). */
+  abort() {
+    if (this.#running !== null) this.#worker.postMessage({ kind: Kind.ABORT, target: this.#running });
+  }
+
+  tokenize(text) {
+    return this.#call(Kind.TOKENIZE, { text });
+  }
+
+  unload() {
+    return this.#call(Kind.UNLOAD);
+  }
+
+  memory() {
+    return this.#call(Kind.MEMORY);
+  }
+
+  /** Stop the worker; pending calls reject. */
+  terminate() {
+    this.#worker.terminate();
+    this.#worker.onerror({ message: 'terminated' });
+  }
+}

@@ -1,0 +1,170 @@
+// The engine on the current thread: wasm module + one model. The same interface as
+// WorkerEngine (client.js), which runs this class inside a Web Worker.
+//
+//   const engine = new Engine();
+//   await engine.load(bytes);                       // Uint8Array | ArrayBuffer of a GGUF
+//   for await (const piece of engine.stream({ messages })) ...
+//   const { text, timings } = await engine.generate({ prompt, maxNewTokens: 32 }, onToken);
+//
+// Works in windows, workers, Node >= 20 and edge runtimes: it needs WebAssembly and
+// `performance`, no DOM.
+
+import init, { WasmModel, wasmMemoryBytes, templatePresets } from '../pkg/edgellm.js';
+
+const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+let wasmReady = null;
+
+/**
+ * Instantiate the wasm module once. `source`: a URL, the .wasm bytes, or a compiled
+ * WebAssembly.Module (edge runtimes import it); default: the file beside pkg/edgellm.js.
+ */
+export function initWasm(source) {
+  wasmReady ??= (async () => {
+    if (source === undefined && isNode) {
+      const { readFile } = await import('node:fs/promises');
+      source = await readFile(new URL('../pkg/edgellm_bg.wasm', import.meta.url));
+    }
+    await init(source === undefined ? undefined : { module_or_path: source });
+  })();
+  return wasmReady;
+}
+
+/** Let other tasks (an abort message, a UI event) run between two tokens. */
+export function yieldToEventLoop() {
+  if (typeof setImmediate === 'function') return new Promise((r) => setImmediate(r));
+  if (globalThis.scheduler?.yield) return globalThis.scheduler.yield();
+  // MessageChannel is not clamped to 4 ms like nested setTimeout.
+  return new Promise((r) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => { port1.close(); r(); };
+    port2.postMessage(null);
+  });
+}
+
+export function abortError() {
+  return new DOMException('the generation was aborted', 'AbortError');
+}
+
+const toSnake = (k) => k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
+const toCamel = (k) => k.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+
+/** Rename the keys of a plain object (deeply) — the JS API is camelCase, the core snake_case. */
+function renameKeys(value, rename) {
+  if (Array.isArray(value)) return value.map((v) => renameKeys(v, rename));
+  if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [rename(k), renameKeys(v, rename)]));
+  }
+  return value;
+}
+
+function coreRequest(request) {
+  const { signal, ...rest } = request ?? {};
+  return renameKeys(rest, toSnake);
+}
+
+function asBytes(bytes) {
+  if (bytes instanceof Uint8Array) return bytes;
+  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
+  if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  throw Object.assign(new TypeError('load() needs the model file as a Uint8Array or ArrayBuffer'), { code: 'invalid_request' });
+}
+
+export class Engine {
+  #model = null;
+  #generating = false;
+
+  /** Load a GGUF model from bytes, replacing any loaded one. Options: { contextLength, template, maxMemoryBytes, wasm }. */
+  async load(bytes, options = {}) {
+    const { wasm, ...rest } = options;
+    await initWasm(wasm);
+    this.unload();
+    this.#model = new WasmModel(asBytes(bytes), coreRequest(rest));
+    return this.info();
+  }
+
+  /** What is loaded: architecture, name, contextLength, template…, and loadTimings. */
+  info() {
+    const m = this.#require();
+    return { ...renameKeys(m.info(), toCamel), loadTimings: renameKeys(m.loadTimings(), toCamel) };
+  }
+
+  /**
+   * Stream the answer as text pieces. request: { messages | prompt, maxNewTokens, stop,
+   * temperature, topK, topP, repetitionPenalty, noRepeatNgramSize, seed, overflow, signal }.
+   */
+  async *stream(request) {
+    const m = this.#require();
+    if (this.#generating) {
+      throw Object.assign(new Error('a generation is already running on this engine'), { name: 'EdgeLLMError', code: 'busy' });
+    }
+    const signal = request?.signal;
+    this.#generating = true;
+    try {
+      m.start(coreRequest(request));
+      for (;;) {
+        if (signal?.aborted) {
+          m.abort();
+          throw abortError();
+        }
+        const piece = m.nextToken();
+        if (piece === undefined) break;
+        if (piece) yield piece;
+        await yieldToEventLoop();
+      }
+    } finally {
+      this.#generating = false;
+    }
+  }
+
+  /** Generate to the end; `onToken(piece)` sees each piece. Resolves to { text, finishReason, timings }. */
+  async generate(request, onToken) {
+    for await (const piece of this.stream(request)) onToken?.(piece);
+    return this.lastResult();
+  }
+
+  /** { text, finishReason, timings } of the last generation. */
+  lastResult() {
+    return renameKeys(this.#require().output(), toCamel);
+  }
+
+  /** Stop the running generation after the current token. */
+  abort() {
+    this.#model?.abort();
+  }
+
+  tokenize(text) {
+    return Array.from(this.#require().tokenize(text));
+  }
+
+  /** The prompt text the model's chat template makes of `messages`. */
+  renderChat(messages) {
+    return this.#require().renderChat(messages);
+  }
+
+  /** Free the model's memory (wasm memory itself never shrinks; freed pages are reused). */
+  unload() {
+    this.#model?.free();
+    this.#model = null;
+  }
+
+  get loaded() {
+    return this.#model !== null;
+  }
+
+  /** Bytes of wasm memory; the JS heap where the runtime reports it. */
+  static memory() {
+    const jsHeap = globalThis.performance?.memory?.usedJSHeapSize ?? (isNode ? process.memoryUsage().heapUsed : null);
+    return { wasmBytes: wasmReady ? wasmMemoryBytes() : 0, jsHeapBytes: jsHeap };
+  }
+
+  static templatePresets() {
+    return templatePresets();
+  }
+
+  #require() {
+    if (!this.#model) {
+      throw Object.assign(new Error('no model is loaded: call load() first'), { name: 'EdgeLLMError', code: 'not_loaded' });
+    }
+    return this.#model;
+  }
+}

@@ -1,0 +1,121 @@
+// Types of edgellm's JavaScript API (www/engine/index.js).
+
+export type Role = 'system' | 'user' | 'assistant';
+export interface Message { role: Role; content: string }
+
+export interface SamplingOptions {
+  /** 0 (default) = greedy. */
+  temperature?: number;
+  /** 0 = off. */
+  topK?: number;
+  /** 1 = off. */
+  topP?: number;
+  /** 1 = off; Hugging Face semantics. */
+  repetitionPenalty?: number;
+  /** Tokens the repetition penalty looks back over (0 = all). */
+  repeatLastN?: number;
+  /** 0 = off. */
+  noRepeatNgramSize?: number;
+  seed?: number;
+}
+
+export interface GenerateRequest extends SamplingOptions {
+  /** A chat, rendered with the model's template. Give `messages` or `prompt`. */
+  messages?: Message[];
+  /** Raw text. */
+  prompt?: string;
+  /** Default 256. */
+  maxNewTokens?: number;
+  stop?: string[];
+  /** What to do when the prompt does not fit: 'error' (default) or 'truncate_start'. */
+  overflow?: 'error' | 'truncate_start';
+  signal?: AbortSignal;
+}
+
+export interface LoadOptions {
+  /** Context window to serve; default the model's, at most 4096. */
+  contextLength?: number;
+  /** Chat template preset: 'auto' | 'zephyr' | 'chatml' | 'llama3' | 'mistral' | 'gemma'. */
+  template?: string;
+  maxMemoryBytes?: number;
+  /** Where the .wasm is (URL, bytes or WebAssembly.Module); default beside pkg/edgellm.js. */
+  wasm?: string | URL | BufferSource | WebAssembly.Module;
+}
+
+export interface LoadTimings { parseMs: number; tokenizerMs: number; weightsMs: number; totalMs: number }
+
+export interface ModelInfo {
+  architecture: string;
+  name: string;
+  fileBytes: number;
+  ggufVersion: number;
+  parameters: number;
+  tensorTypes: Record<string, number>;
+  contextLength: number;
+  vocabSize: number;
+  tokenizer: 'byte_level_bpe' | 'sentence_piece';
+  chatTemplate: string;
+  bosToken: string;
+  eosToken: string;
+  estimatedMemoryBytes: number;
+  loadTimings: LoadTimings;
+}
+
+export interface GenerationTimings {
+  promptTokens: number;
+  generatedTokens: number;
+  tokenizeMs: number;
+  prefillMs: number;
+  prefillTokS: number;
+  timeToFirstTokenMs: number;
+  decodeMs: number;
+  decodeTokS: number;
+  totalMs: number;
+}
+
+export interface GenerationResult {
+  text: string;
+  finishReason: 'stop' | 'length' | 'context_full' | 'aborted';
+  timings: GenerationTimings;
+}
+
+/** Errors carry a stable `code`: invalid_gguf, unsupported_tensor_type, unsupported_architecture,
+ *  missing_metadata, too_large, context_overflow, invalid_request, tokenizer_error,
+ *  template_error, inference_error, not_loaded, busy, worker_crashed. Aborts are DOMException 'AbortError'. */
+export interface EdgeLLMError extends Error { name: 'EdgeLLMError'; code: string }
+
+export interface EngineInterface {
+  load(bytes: Uint8Array | ArrayBuffer, options?: LoadOptions): Promise<ModelInfo>;
+  stream(request: GenerateRequest): AsyncIterable<string>;
+  generate(request: GenerateRequest, onToken?: (piece: string) => void): Promise<GenerationResult>;
+  abort(): void;
+}
+
+export declare function initWasm(source?: string | URL | BufferSource | WebAssembly.Module): Promise<void>;
+
+export declare class Engine implements EngineInterface {
+  load(bytes: Uint8Array | ArrayBuffer, options?: LoadOptions): Promise<ModelInfo>;
+  info(): ModelInfo;
+  stream(request: GenerateRequest): AsyncIterable<string>;
+  generate(request: GenerateRequest, onToken?: (piece: string) => void): Promise<GenerationResult>;
+  lastResult(): GenerationResult;
+  abort(): void;
+  tokenize(text: string): number[];
+  renderChat(messages: Message[]): string;
+  unload(): void;
+  readonly loaded: boolean;
+  static memory(): { wasmBytes: number; jsHeapBytes: number | null };
+  static templatePresets(): string[];
+}
+
+export declare class WorkerEngine implements EngineInterface {
+  constructor(worker?: Worker);
+  load(bytes: Uint8Array | ArrayBuffer, options?: LoadOptions & { transfer?: boolean }): Promise<ModelInfo>;
+  stream(request: GenerateRequest): AsyncIterable<string>;
+  generate(request: GenerateRequest, onToken?: (piece: string) => void): Promise<GenerationResult>;
+  abort(): void;
+  tokenize(text: string): Promise<number[]>;
+  unload(): Promise<void>;
+  memory(): Promise<{ wasmBytes: number; jsHeapBytes: number | null }>;
+  terminate(): void;
+}

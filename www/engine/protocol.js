@@ -1,0 +1,29 @@
+// The messages between the page (client.js) and the engine worker (worker.js), tagged by
+// `kind`. Requests carry an `id`; the worker answers each with exactly one `result` or
+// `error` of the same id (after any number of `token` messages for a generation).
+
+export const Kind = Object.freeze({
+  // page → worker
+  LOAD: 'load', // { id, bytes, options }
+  GENERATE: 'generate', // { id, request }          → token* then result { text, finishReason, timings }
+  ABORT: 'abort', // { target }                      (no reply; the generation ends with an AbortError)
+  TOKENIZE: 'tokenize', // { id, text }
+  UNLOAD: 'unload', // { id }
+  MEMORY: 'memory', // { id }
+  // worker → page
+  TOKEN: 'token', // { id, text }
+  RESULT: 'result', // { id, value }
+  ERROR: 'error', // { id, error: { name, code, message } }
+});
+
+/** An error as plain data, so that it survives postMessage with its name and code. */
+export function serializeError(e) {
+  return { name: e?.name ?? 'Error', code: e?.code ?? 'internal_error', message: e?.message ?? String(e) };
+}
+
+export function deserializeError({ name, code, message }) {
+  const e = name === 'AbortError' ? new DOMException(message, 'AbortError') : new Error(message);
+  if (name !== 'AbortError') e.name = name;
+  e.code = code;
+  return e;
+}

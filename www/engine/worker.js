@@ -1,0 +1,50 @@
+// The engine's home in a Web Worker: owns one Engine, answers protocol.js messages.
+// Start it with `new Worker(new URL('./worker.js', import.meta.url), { type: 'module' })`,
+// or let WorkerEngine (client.js) do it.
+
+import { Engine } from './core.js';
+import { Kind, serializeError } from './protocol.js';
+
+const engine = new Engine();
+const generations = new Map(); // id → AbortController
+
+const post = (msg) => self.postMessage(msg);
+
+async function handle(msg) {
+  switch (msg.kind) {
+    case Kind.LOAD:
+      return engine.load(msg.bytes, msg.options);
+    case Kind.GENERATE: {
+      const controller = new AbortController();
+      generations.set(msg.id, controller);
+      try {
+        for await (const text of engine.stream({ ...msg.request, signal: controller.signal })) {
+          post({ kind: Kind.TOKEN, id: msg.id, text });
+        }
+        return engine.lastResult();
+      } finally {
+        generations.delete(msg.id);
+      }
+    }
+    case Kind.TOKENIZE:
+      return engine.tokenize(msg.text);
+    case Kind.UNLOAD:
+      return engine.unload();
+    case Kind.MEMORY:
+      return Engine.memory();
+    default:
+      throw Object.assign(new Error(`unknown message kind '${msg.kind}'`), { code: 'invalid_request' });
+  }
+}
+
+self.onmessage = async ({ data: msg }) => {
+  if (msg.kind === Kind.ABORT) {
+    generations.get(msg.target)?.abort();
+    return;
+  }
+  try {
+    post({ kind: Kind.RESULT, id: msg.id, value: await handle(msg) });
+  } catch (e) {
+    post({ kind: Kind.ERROR, id: msg.id, error: serializeError(e) });
+  }
+};
