@@ -201,6 +201,11 @@ impl Session {
         self.finish
     }
 
+    /// Prompt and generated token ids so far.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
     pub fn text(&self) -> &str {
         &self.stops.text
     }

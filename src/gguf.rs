@@ -152,7 +152,7 @@ impl<'a> Reader<'a> {
             Some(need) if need <= self.remaining() as u64 => Ok(()),
             _ => bail!(
                 InvalidGguf,
-                "{} declares {count} items, which cannot fit in the {} bytes left in the file",
+                "{} declares {count} items, which cannot fit in the {} bytes left in the file (is it truncated or corrupt?)",
                 what(),
                 self.remaining()
             ),

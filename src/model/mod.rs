@@ -246,7 +246,9 @@ impl Model {
         let backend = match arch.as_str() {
             "llama" => {
                 let content = g.content;
-                Backend::Llama(quantized_llama::ModelWeights::from_gguf(content, &mut Cursor::new(bytes), &Device::Cpu)?)
+                let weights = quantized_llama::ModelWeights::from_gguf(content, &mut Cursor::new(bytes), &Device::Cpu)
+                    .map_err(|e| Error::new(ErrorCode::InvalidGguf, format!("loading the llama weights: {e}")))?;
+                Backend::Llama(weights)
             }
             _ => Backend::Gemma3(Gemma3::load(&g.content, &TensorSource { content: &g.content, bytes }, ctx)?),
         };

@@ -1,0 +1,190 @@
+//! Broken and hostile GGUF files: each gets an error that names the problem, nothing panics
+//! or allocates what the file only claims, and the next load still works.
+
+mod common;
+
+use common::{load, model_bytes, GgufWriter, V, SMOLLM2};
+use edgellm::timing::native_clock;
+use edgellm::{Error, ErrorCode, GenerateRequest, LoadOptions, Model};
+
+fn load_err(bytes: &[u8]) -> Error {
+    match Model::load(bytes, &LoadOptions::default(), native_clock) {
+        Ok(_) => panic!("a broken file loaded"),
+        Err(e) => e,
+    }
+}
+
+fn assert_err(bytes: &[u8], code: ErrorCode, needle: &str) {
+    let e = load_err(bytes);
+    assert_eq!(e.code, code, "{e}");
+    assert!(e.message.contains(needle), "expected {needle:?} in: {}", e.message);
+}
+
+/// Hyper-parameters of a 1-layer llama, enough to pass the architecture checks.
+fn llama_header(w: &mut GgufWriter) {
+    w.kv("general.architecture", V::Str("llama"))
+        .kv("llama.block_count", V::U32(1))
+        .kv("llama.embedding_length", V::U32(32))
+        .kv("llama.attention.head_count", V::U32(1))
+        .kv("llama.context_length", V::U32(64));
+}
+
+#[test]
+fn not_a_gguf_file() {
+    assert_err(b"PK\x03\x04 this is a zip", ErrorCode::InvalidGguf, "not a GGUF file");
+    assert_err(b"", ErrorCode::InvalidGguf, "truncated");
+    assert_err(b"GGU", ErrorCode::InvalidGguf, "truncated");
+}
+
+#[test]
+fn unsupported_versions() {
+    for v in [1, 4, u32::MAX] {
+        assert_err(&GgufWriter::header(v, 0, 0).bytes(), ErrorCode::InvalidGguf, &format!("version {v}"));
+    }
+}
+
+#[test]
+fn truncated_real_file_at_every_stage() {
+    let bytes = model_bytes(SMOLLM2);
+    for cut in [10, 23, 500, 1_000_000, 1_500_000, bytes.len() / 2, bytes.len() - 1] {
+        let e = load_err(&bytes[..cut]);
+        assert_eq!(e.code, ErrorCode::InvalidGguf, "cut at {cut}: {e}");
+        assert!(e.message.contains("truncated"), "cut at {cut}: {}", e.message);
+    }
+}
+
+#[test]
+fn counts_and_lengths_larger_than_the_file() {
+    assert_err(&GgufWriter::header(3, u64::MAX, 0).bytes(), ErrorCode::InvalidGguf, "cannot fit");
+    assert_err(&GgufWriter::header(3, 0, 1 << 40).bytes(), ErrorCode::InvalidGguf, "cannot fit");
+
+    let mut w = GgufWriter::header(3, 0, 1);
+    w.u64(u64::MAX); // key length
+    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "truncated");
+
+    let mut w = GgufWriter::header(3, 0, 1);
+    w.str("tokenizer.ggml.tokens").u32(9).u32(8).u64(1 << 60); // array of 2^60 strings
+    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "cannot fit");
+
+    let mut w = GgufWriter::header(3, 0, 1);
+    w.str("general.name").u32(8).u64(u64::MAX - 3); // string that wraps a naive bounds check
+    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "general.name");
+}
+
+#[test]
+fn malformed_values() {
+    let mut w = GgufWriter::header(3, 0, 1);
+    w.str("flag").u32(7);
+    w.buf.push(2);
+    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "bool");
+
+    let mut w = GgufWriter::header(3, 0, 1);
+    w.str("x").u32(99).u32(0);
+    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "unknown value type 99");
+
+    let mut w = GgufWriter::header(3, 0, 2);
+    w.kv("a", V::U32(1)).kv("a", V::U32(2));
+    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "appears twice");
+
+    let mut bad_utf8 = GgufWriter::header(3, 0, 1);
+    bad_utf8.str("general.name").u32(8).u64(2);
+    bad_utf8.buf.extend_from_slice(&[0xff, 0xfe]);
+    assert_err(&bad_utf8.bytes(), ErrorCode::InvalidGguf, "UTF-8");
+}
+
+#[test]
+fn hostile_tensor_directory() {
+    // Dimensions whose product overflows u64.
+    let mut w = GgufWriter::header(3, 1, 0);
+    w.tensor("t", &[1 << 40, 1 << 40], 0, 0);
+    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "overflows");
+
+    let mut w = GgufWriter::header(3, 1, 0);
+    w.tensor("t", &[1, 1, 1, 1, 1], 0, 0);
+    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "5 dimensions");
+
+    // Data outside the file: 2^31 f32 values claimed, 32 bytes present.
+    let mut w = GgufWriter::header(3, 1, 0);
+    w.tensor("blk.0.attn_q.weight", &[1 << 31], 0, 0).data(&[0; 32]);
+    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "'blk.0.attn_q.weight' needs bytes 0..8589934592");
+
+    // Offset past the end.
+    let mut w = GgufWriter::header(3, 1, 0);
+    w.tensor("t", &[8], 0, 1 << 20).data(&[0; 32]);
+    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "truncated");
+
+    // Not a whole number of quantization blocks.
+    let mut w = GgufWriter::header(3, 1, 0);
+    w.tensor("t", &[33], 2, 0).data(&[0; 64]);
+    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "block size");
+}
+
+#[test]
+fn unknown_quantization_is_named() {
+    let mut w = GgufWriter::header(3, 1, 0);
+    w.tensor("blk.0.ffn_up.weight", &[256], 16, 0).data(&[0; 256]);
+    assert_err(&w.bytes(), ErrorCode::UnsupportedTensorType, "'blk.0.ffn_up.weight' uses quantization IQ2_XXS");
+    let mut w = GgufWriter::header(3, 1, 0);
+    w.tensor("t", &[256], 77, 0).data(&[0; 256]);
+    assert_err(&w.bytes(), ErrorCode::UnsupportedTensorType, "unknown type 77");
+}
+
+#[test]
+fn unsupported_architecture() {
+    let mut w = GgufWriter::header(3, 0, 1);
+    w.kv("general.architecture", V::Str("mamba"));
+    assert_err(&w.bytes(), ErrorCode::UnsupportedArchitecture, "'mamba'");
+    assert_err(&GgufWriter::header(3, 0, 0).bytes(), ErrorCode::MissingMetadata, "general.architecture");
+}
+
+#[test]
+fn missing_tokenizer_and_weights() {
+    let mut w = GgufWriter::header(3, 0, 5);
+    llama_header(&mut w);
+    assert_err(&w.bytes(), ErrorCode::MissingMetadata, "tokenizer.ggml.model");
+
+    let mut w = GgufWriter::header(3, 0, 8);
+    llama_header(&mut w);
+    w.kv("tokenizer.ggml.model", V::Str("llama"))
+        .kv("tokenizer.ggml.tokens", V::Strs(&["<unk>", "<s>", "</s>"]))
+        .kv("tokenizer.ggml.scores", V::F32s(&[0.0; 2]));
+    assert_err(&w.bytes(), ErrorCode::MissingMetadata, "scores has 2 entries for 3 tokens");
+
+    let mut w = GgufWriter::header(3, 0, 10);
+    llama_header(&mut w);
+    w.kv("tokenizer.ggml.model", V::Str("llama"))
+        .kv("tokenizer.ggml.tokens", V::Strs(&["<unk>", "<s>", "</s>"]))
+        .kv("tokenizer.ggml.scores", V::F32s(&[0.0; 3]))
+        .kv("tokenizer.ggml.token_type", V::I32s(&[2, 3, 3]))
+        .kv("tokenizer.ggml.bos_token_id", V::U32(7));
+    assert_err(&w.bytes(), ErrorCode::MissingMetadata, "bos_token_id = 7 is outside the vocabulary");
+
+    let mut w = GgufWriter::header(3, 0, 10);
+    llama_header(&mut w);
+    w.kv("tokenizer.ggml.model", V::Str("llama"))
+        .kv("tokenizer.ggml.tokens", V::Strs(&["<unk>", "<s>", "</s>"]))
+        .kv("tokenizer.ggml.scores", V::F32s(&[0.0; 3]))
+        .kv("tokenizer.ggml.token_type", V::I32s(&[2, 3, 3]))
+        .kv("llama.rope.dimension_count", V::U32(32));
+    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "loading the llama weights");
+}
+
+#[test]
+fn a_model_larger_than_the_memory_budget_is_refused_up_front() {
+    let bytes = model_bytes(SMOLLM2);
+    let opts = LoadOptions { max_memory_bytes: Some(64 << 20), ..Default::default() };
+    let e = Model::load(&bytes, &opts, native_clock).err().unwrap();
+    assert_eq!(e.code, ErrorCode::TooLarge);
+    assert!(e.message.contains("only 64 MiB are available"), "{}", e.message);
+}
+
+#[test]
+fn the_next_load_still_works() {
+    for bad in [&b"GGUF"[..], &model_bytes(SMOLLM2)[..4096]] {
+        load_err(bad);
+    }
+    let mut model = load(SMOLLM2);
+    let mut req = GenerateRequest::text("Hello");
+    req.max_new_tokens = 2;
+    assert_eq!(model.generate(&req, |_| true).unwrap().timings.generated_tokens, 2);
+}
