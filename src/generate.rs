@@ -145,6 +145,7 @@ impl Session {
     /// Render and tokenize the request and check it fits; no model compute yet.
     pub fn start(model: &Model, req: &GenerateRequest) -> Result<Self> {
         let t_start = (model.clock)();
+        let sampler = Sampler::new(req.sampling.clone())?;
         let text = match (&req.messages, &req.prompt) {
             (Some(m), None) => model.template.render(m, true)?,
             (None, Some(p)) => p.clone(),
@@ -188,7 +189,7 @@ impl Session {
             tokens,
             cached: 0,
             max_new_tokens: req.max_new_tokens,
-            sampler: Sampler::new(req.sampling.clone())?,
+            sampler,
             decoder: StreamDecoder::default(),
             stops: StopStrings { stops: req.stop.iter().filter(|s| !s.is_empty()).cloned().collect(), text: String::new(), emitted: 0 },
             finish: None,

@@ -22,8 +22,7 @@ export function serializeError(e) {
 }
 
 export function deserializeError({ name, code, message }) {
-  const e = name === 'AbortError' ? new DOMException(message, 'AbortError') : new Error(message);
-  if (name !== 'AbortError') e.name = name;
-  e.code = code;
-  return e;
+  // DOMException has a read-only `code` of its own; an abort needs none.
+  if (name === 'AbortError') return new DOMException(message, 'AbortError');
+  return Object.assign(new Error(message), { name, code });
 }

@@ -1,0 +1,75 @@
+// A static server for the demo and the browser tests: www/ at /, the model cache at /models/,
+// models/registry.json at /registry.json. Sends COOP/COEP (cross-origin isolation, needed for
+// threads and precise timers) and a Content-Security-Policy. Loopback only.
+//   node scripts/serve.mjs [--port 8080]
+import { createServer } from 'node:http';
+import { createReadStream, statSync } from 'node:fs';
+import { extname, join, normalize, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+const repo = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const cache = process.env.EDGELLM_CACHE ?? join(homedir(), '.cache', 'edgellm');
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.wasm': 'application/wasm', '.txt': 'text/plain; charset=utf-8',
+  '.md': 'text/markdown; charset=utf-8', '.svg': 'image/svg+xml', '.gguf': 'application/octet-stream', '.ts': 'text/plain',
+};
+
+const SECURITY_HEADERS = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+  // 'wasm-unsafe-eval' lets the page compile WebAssembly; nothing else may run but our files.
+  'Content-Security-Policy': "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+  'X-Content-Type-Options': 'nosniff',
+};
+
+/** Map a URL path to a file, or null. `mounts`: URL prefix → directory. */
+function locate(mounts, urlPath) {
+  const path = decodeURIComponent(urlPath.split('?')[0]);
+  for (const [prefix, dir] of mounts) {
+    if (!path.startsWith(prefix)) continue;
+    const rel = normalize(path.slice(prefix.length)).replace(/^(\.\.[/\\])+/, '');
+    let file = join(dir, rel);
+    if (!file.startsWith(dir)) return null;
+    try {
+      if (statSync(file).isDirectory()) file = join(file, 'index.html');
+      return statSync(file).isFile() ? file : null;
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}
+
+export function startServer({ port = 8080, host = '127.0.0.1', extraMounts = {} } = {}) {
+  const mounts = [
+    ...Object.entries(extraMounts).map(([p, d]) => [p, resolve(repo, d)]),
+    ['/models/', join(cache, 'models')],
+    ['/registry.json', join(repo, 'models', 'registry.json')],
+    ['/', join(repo, 'www')],
+  ];
+  const server = createServer((req, res) => {
+    const file = locate(mounts, req.url);
+    if (!file || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'Content-Type': 'text/plain', ...SECURITY_HEADERS });
+      return res.end('not found');
+    }
+    const { size } = statSync(file);
+    res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': size, 'Cache-Control': 'no-cache', ...SECURITY_HEADERS });
+    if (req.method === 'HEAD') return res.end();
+    createReadStream(file).pipe(res);
+  });
+  return new Promise((ok, fail) => {
+    server.once('error', fail);
+    server.listen(port, host, () => ok({ server, url: `http://${host}:${server.address().port}/` }));
+  });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const i = process.argv.indexOf('--port');
+  const { url } = await startServer({ port: i > 0 ? Number(process.argv[i + 1]) : 8080 });
+  console.log(`edgellm demo: ${url}  (Ctrl-C to stop)`);
+}

@@ -1,0 +1,97 @@
+// The built wasm package in Node: the same Engine a Web Worker or an edge runtime uses.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Engine } from '../../www/engine/index.js';
+
+const models = process.env.EDGELLM_MODELS ?? join(homedir(), '.cache', 'edgellm', 'models');
+const smollm2 = await readFile(join(models, 'SmolLM2-135M-Instruct.Q4_1.gguf'));
+const question = [
+  { role: 'system', content: 'You are a concise assistant. Answer in one sentence.' },
+  { role: 'user', content: 'What is the capital of France?' },
+];
+
+test('loads SmolLM2 from bytes and answers Paris, streaming', async () => {
+  const engine = new Engine();
+  const info = await engine.load(smollm2);
+  assert.equal(info.architecture, 'llama');
+  assert.equal(info.tokenizer, 'byte_level_bpe');
+  assert.equal(info.chatTemplate, 'gguf');
+  assert.ok(info.loadTimings.totalMs > 0 && info.loadTimings.weightsMs > 0);
+  const pieces = [];
+  const result = await engine.generate({ messages: question, maxNewTokens: 24 }, (p) => pieces.push(p));
+  assert.match(result.text, /Paris/);
+  assert.equal(pieces.join(''), result.text);
+  assert.equal(result.finishReason, 'stop');
+  const t = result.timings;
+  assert.ok(t.promptTokens > 20 && t.generatedTokens > 3, JSON.stringify(t));
+  assert.ok(t.prefillTokS > 0 && t.decodeTokS > 0 && t.timeToFirstTokenMs >= t.prefillMs, JSON.stringify(t));
+  console.log(`# node: load ${info.loadTimings.totalMs.toFixed(0)} ms, prefill ${t.prefillTokS.toFixed(1)} tok/s, decode ${t.decodeTokS.toFixed(1)} tok/s, first token ${t.timeToFirstTokenMs.toFixed(0)} ms`);
+
+  // The async iterator gives the same answer.
+  let streamed = '';
+  for await (const piece of engine.stream({ messages: question, maxNewTokens: 24 })) streamed += piece;
+  assert.equal(streamed, result.text);
+  engine.unload();
+  assert.equal(engine.loaded, false);
+});
+
+test('an AbortSignal stops generation between tokens', async () => {
+  const engine = new Engine();
+  await engine.load(smollm2);
+  const controller = new AbortController();
+  let pieces = 0;
+  await assert.rejects(
+    engine.generate({ prompt: '1, 2, 3, 4, 5,', maxNewTokens: 200, signal: controller.signal }, () => {
+      if (++pieces === 3) controller.abort();
+    }),
+    { name: 'AbortError' },
+  );
+  assert.equal(engine.lastResult().finishReason, 'aborted');
+  assert.ok(engine.lastResult().timings.generatedTokens <= 5);
+  // The engine is free for the next request.
+  const again = await engine.generate({ prompt: 'Hello', maxNewTokens: 2 });
+  assert.equal(again.timings.generatedTokens, 2);
+  engine.unload();
+});
+
+test('bad input is an Error with a code, and the module stays usable', async () => {
+  const engine = new Engine();
+  const cases = [
+    [new Uint8Array([0x50, 0x4b, 3, 4, 0, 0, 0, 0]), 'invalid_gguf', /not a GGUF file/],
+    [smollm2.subarray(0, 100_000), 'invalid_gguf', /truncated/],
+    [new TextEncoder().encode('GGUF\x01\x00\x00\x00'), 'invalid_gguf', /version 1/],
+  ];
+  for (const [bytes, code, message] of cases) {
+    await assert.rejects(engine.load(bytes), (e) => e instanceof Error && e.name === 'EdgeLLMError' && e.code === code && message.test(e.message));
+  }
+  await assert.rejects(engine.load(smollm2, { maxMemoryBytes: 1 << 20 }), { code: 'too_large' });
+  await assert.rejects(engine.load('not bytes'), { code: 'invalid_request' });
+  await assert.rejects(engine.load(smollm2, { contextLength: 'big' }), { code: 'invalid_request' });
+
+  await engine.load(smollm2, { contextLength: 64 });
+  await assert.rejects(
+    engine.generate({ prompt: 'word '.repeat(200), maxNewTokens: 8 }),
+    (e) => e.code === 'context_overflow' && /context holds 64/.test(e.message),
+  );
+  await assert.rejects(engine.generate({ messages: [{ role: 'robot', content: 'x' }] }), { code: 'invalid_request' });
+  await assert.rejects(engine.generate({ prompt: 'hi', topP: 0 }), { code: 'invalid_request' });
+  const ok = await engine.generate({ prompt: 'word '.repeat(200), maxNewTokens: 4, overflow: 'truncate_start' });
+  assert.equal(ok.timings.promptTokens, 60);
+  engine.unload();
+  await assert.rejects(engine.generate({ prompt: 'hi' }), { code: 'not_loaded' });
+});
+
+test('switching models frees the old one: wasm memory stops growing', async () => {
+  const engine = new Engine();
+  const sizes = [];
+  for (let i = 0; i < 4; i++) {
+    await engine.load(smollm2);
+    await engine.generate({ prompt: 'Hi', maxNewTokens: 2 });
+    sizes.push(Engine.memory().wasmBytes);
+  }
+  engine.unload();
+  assert.equal(sizes[3], sizes[1], `wasm memory after each load: ${sizes}`);
+});
