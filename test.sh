@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every test: native Rust (real models), the wasm package in Node, and in headless Chromium.
+# Installs what it needs first (wasm target, wasm-bindgen-cli, Chromium, npm packages, models),
+# caching tools and models under ~/.cache/edgellm.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/setup.sh build browser node smollm2-135m gemma3-270m
+./build.sh
+
+echo "== native tests (cargo test)"
+cargo test --release --workspace
+
+echo "== wasm package in Node and in headless Chromium (node --test)"
+node --test --test-concurrency=1 tests/js/ tests/browser/

@@ -1,0 +1,58 @@
+// Model files in the browser's Cache API, keyed by their sha256 and verified on every read, so
+// a reload loads from disk and a corrupted entry is fetched again rather than used.
+
+const CACHE = 'edgellm-models-v1';
+const keyFor = (sha256) => `/edgellm-cache/${sha256}`;
+
+async function sha256Hex(buffer) {
+  const digest = await crypto.subtle.digest('SHA-256', buffer);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Download `url` with byte progress, `onProgress({ loaded, total })`. */
+async function download(url, onProgress) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`download of ${url} failed: HTTP ${res.status}`);
+  const total = Number(res.headers.get('Content-Length')) || null;
+  const reader = res.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.byteLength;
+    onProgress?.({ loaded, total });
+  }
+  const bytes = new Uint8Array(loaded);
+  let offset = 0;
+  for (const c of chunks) { bytes.set(c, offset); offset += c.byteLength; }
+  return bytes.buffer;
+}
+
+/**
+ * The model's bytes: from the cache when present and intact, else downloaded, verified and
+ * cached. Resolves to { buffer, fromCache }.
+ */
+export async function getModel({ url, sha256 }, onProgress) {
+  const cache = await caches.open(CACHE);
+  if (sha256) {
+    const hit = await cache.match(keyFor(sha256));
+    if (hit) {
+      const buffer = await hit.arrayBuffer();
+      if ((await sha256Hex(buffer)) === sha256) return { buffer, fromCache: true };
+      await cache.delete(keyFor(sha256));
+    }
+  }
+  const buffer = await download(url, onProgress);
+  if (sha256) {
+    const actual = await sha256Hex(buffer);
+    if (actual !== sha256) throw new Error(`the downloaded model's sha256 is ${actual}, expected ${sha256}`);
+    await cache.put(keyFor(sha256), new Response(buffer.slice(0)));
+  }
+  return { buffer, fromCache: false };
+}
+
+export async function clearModels() {
+  await caches.delete(CACHE);
+}
