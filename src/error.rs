@@ -29,6 +29,8 @@ pub enum ErrorCode {
     Template,
     /// The model failed while computing.
     Inference,
+    /// Safetensors weights, config.json or tokenizer.json of a non-GGUF model are unusable.
+    InvalidWeights,
 }
 
 impl ErrorCode {
@@ -44,6 +46,7 @@ impl ErrorCode {
             Self::Tokenizer => "tokenizer_error",
             Self::Template => "template_error",
             Self::Inference => "inference_error",
+            Self::InvalidWeights => "invalid_weights",
         }
     }
 }

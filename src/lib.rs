@@ -14,6 +14,7 @@
 //! println!("\n{:.1} tok/s", out.timings.decode_tok_s);
 //! ```
 
+pub mod embed;
 pub mod error;
 pub mod generate;
 pub mod gguf;

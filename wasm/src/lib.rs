@@ -6,6 +6,7 @@
 //! (see `edgellm::ErrorCode`), never a panic: a panic would kill the module and every model in it.
 #![cfg(target_arch = "wasm32")]
 
+use edgellm::embed::{Embedder, DEFAULT_MAX_TOKENS};
 use edgellm::generate::Session;
 use edgellm::{ErrorCode, GenerateRequest, LoadOptions, Message, Model};
 use serde::Serialize;
@@ -120,6 +121,31 @@ impl WasmModel {
     pub fn render_chat(&self, messages: JsValue) -> Result<String, JsValue> {
         let messages: Vec<Message> = from_value(messages, "messages")?;
         self.model.template.render(&messages, true).map_err(to_js)
+    }
+}
+
+/// A sentence-embedding model (BERT: config.json, model.safetensors, tokenizer.json).
+#[wasm_bindgen]
+pub struct WasmEmbedder {
+    embedder: Embedder,
+}
+
+#[wasm_bindgen]
+impl WasmEmbedder {
+    #[wasm_bindgen(constructor)]
+    pub fn new(config_json: &[u8], weights: &[u8], tokenizer_json: &[u8]) -> Result<WasmEmbedder, JsValue> {
+        let embedder = Embedder::load(config_json, weights, tokenizer_json, DEFAULT_MAX_TOKENS).map_err(to_js)?;
+        Ok(WasmEmbedder { embedder })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.embedder.dim
+    }
+
+    /// Unit vectors for `texts`, concatenated (`texts.length * dim()` floats).
+    pub fn embed(&self, texts: Vec<String>) -> Result<Vec<f32>, JsValue> {
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        Ok(self.embedder.embed(&texts).map_err(to_js)?.concat())
     }
 }
 

@@ -119,3 +119,13 @@ export declare class WorkerEngine implements EngineInterface {
   memory(): Promise<{ wasmBytes: number; jsHeapBytes: number | null }>;
   terminate(): void;
 }
+
+/** Sentence embeddings (all-MiniLM-L6-v2): unit vectors, cosine = dot product. */
+export declare class Embedder {
+  /** Bytes of config.json, model.safetensors, tokenizer.json; in Node, omit to read the fetched model. */
+  static load(files?: { config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array }): Promise<Embedder>;
+  readonly dim: number;
+  embed(texts: string[]): Promise<Float32Array[]>;
+  free(): void;
+}
+export declare function fetchEmbedderFiles(baseUrl: string | URL): Promise<{ config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array }>;

@@ -1,0 +1,66 @@
+// Sentence embeddings (all-MiniLM-L6-v2 through candle's BERT in wasm) for retrieval:
+// `embed(texts)` → one unit-length Float32Array per text (cosine similarity = dot product).
+//
+//   const embedder = await Embedder.load({ config, weights, tokenizer });   // bytes of the three files
+//   const [v] = await embedder.embed(['What is life cycle assessment?']);
+//
+// In Node, `Embedder.load()` with no argument reads the fetched model from ~/.cache/edgellm.
+
+import { WasmEmbedder } from '../pkg/edgellm.js';
+import { initWasm, yieldToEventLoop } from './core.js';
+
+const FILES = { config: 'config.json', weights: 'model.safetensors', tokenizer: 'tokenizer.json' };
+/** Texts per wasm call: large enough to batch the matrix work, small enough to stay responsive. */
+const BATCH = 16;
+
+async function readFromCache() {
+  const { readFile } = await import('node:fs/promises');
+  const { homedir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = join(process.env.EDGELLM_CACHE ?? join(homedir(), '.cache', 'edgellm'), 'models', 'minilm-l6');
+  const entries = await Promise.all(Object.entries(FILES).map(async ([k, f]) => [k, await readFile(join(dir, f))]));
+  return Object.fromEntries(entries);
+}
+
+/** Fetch the three files from a base URL (the page serves them under /models/minilm-l6/). */
+export async function fetchEmbedderFiles(baseUrl) {
+  const entries = await Promise.all(Object.entries(FILES).map(async ([k, f]) => {
+    const res = await fetch(new URL(f, baseUrl));
+    if (!res.ok) throw new Error(`could not fetch ${f} of the embedding model: HTTP ${res.status}`);
+    return [k, new Uint8Array(await res.arrayBuffer())];
+  }));
+  return Object.fromEntries(entries);
+}
+
+export class Embedder {
+  #model;
+
+  constructor(model) {
+    this.#model = model;
+  }
+
+  static async load(files) {
+    await initWasm();
+    const { config, weights, tokenizer } = files ?? (await readFromCache());
+    return new Embedder(new WasmEmbedder(config, weights, tokenizer));
+  }
+
+  get dim() {
+    return this.#model.dim();
+  }
+
+  async embed(texts) {
+    const dim = this.dim;
+    const out = [];
+    for (let i = 0; i < texts.length; i += BATCH) {
+      const flat = this.#model.embed(texts.slice(i, i + BATCH));
+      for (let j = 0; j < flat.length; j += dim) out.push(flat.slice(j, j + dim));
+      if (i + BATCH < texts.length) await yieldToEventLoop();
+    }
+    return out;
+  }
+
+  free() {
+    this.#model.free();
+  }
+}
