@@ -11,8 +11,16 @@ export PATH="${EDGELLM_CACHE:-$HOME/.cache/edgellm}/tools/bin:$PATH"
 cargo build --release -p edgellm-wasm --target wasm32-unknown-unknown
 wasm-bindgen --target web --out-dir www/pkg --out-name edgellm \
   target/wasm32-unknown-unknown/release/edgellm_wasm.wasm
+
+# Browser copies of the npm modules the page imports (www/vendor/ is generated, not committed):
+# the page has no bundler, and an inline import map would need a CSP exception.
+scripts/setup.sh node
+mkdir -p www/vendor/pdfjs
+cp node_modules/minisearch/dist/es/index.js www/vendor/minisearch.js
+cp node_modules/stemmer/index.js www/vendor/stemmer.js
+cp node_modules/pdfjs-dist/build/pdf.min.mjs node_modules/pdfjs-dist/build/pdf.worker.min.mjs www/vendor/pdfjs/
+
 if [ "${EDGELLM_WASM_OPT:-0}" = 1 ]; then
-  scripts/setup.sh node
   npx wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
     www/pkg/edgellm_bg.wasm -o www/pkg/edgellm_bg.wasm
 fi

@@ -8,6 +8,7 @@
 
 use edgellm::embed::{Embedder, DEFAULT_MAX_TOKENS};
 use edgellm::generate::Session;
+use edgellm::tokenizer::Tokenizer;
 use edgellm::{ErrorCode, GenerateRequest, LoadOptions, Message, Model};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -121,6 +122,33 @@ impl WasmModel {
     pub fn render_chat(&self, messages: JsValue) -> Result<String, JsValue> {
         let messages: Vec<Message> = from_value(messages, "messages")?;
         self.model.template.render(&messages, true).map_err(to_js)
+    }
+}
+
+/// A model's tokenizer alone, built from a GGUF file's metadata (no weights are loaded): for
+/// counting tokens synchronously on a thread that does not run the model, e.g. to fit a prompt
+/// into the context.
+#[wasm_bindgen]
+pub struct WasmTokenizer {
+    tokenizer: Tokenizer,
+}
+
+#[wasm_bindgen]
+impl WasmTokenizer {
+    #[wasm_bindgen(constructor)]
+    pub fn new(gguf_bytes: &[u8]) -> Result<WasmTokenizer, JsValue> {
+        let gguf = edgellm::gguf::parse(gguf_bytes).map_err(to_js)?;
+        Ok(WasmTokenizer { tokenizer: Tokenizer::from_gguf(gguf.metadata()).map_err(to_js)? })
+    }
+
+    /// Token ids of `text` (special tokens recognised, no BOS).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, JsValue> {
+        self.tokenizer.encode(text, false).map_err(to_js)
+    }
+
+    /// How many tokens `text` is.
+    pub fn count(&self, text: &str) -> Result<usize, JsValue> {
+        Ok(self.tokenizer.encode(text, false).map_err(to_js)?.len())
     }
 }
 

@@ -1,78 +1,195 @@
-// UI wiring only: the engine runs in a worker (WorkerEngine), models come from storage.js.
-// Model output is shown with textContent: it is never parsed as HTML.
-import { WorkerEngine } from '../engine/index.js';
+// UI wiring only. The model and the embedder run in a Web Worker (WorkerEngine); retrieval and
+// prompt building are the pure modules in ../rag/; files and the index persist in the browser.
+// Every piece of document text and model output reaches the page through textContent/append of
+// strings: none of it is ever parsed as HTML.
+import { WorkerEngine, loadTokenizer } from '../engine/index.js';
+import { chunkDocument } from '../rag/chunk.js';
+import { DocumentIndex } from '../rag/index.js';
+import { retrieve } from '../rag/retrieve.js';
+import { buildMessages } from '../rag/prompt.js';
 import { getModel, clearModels } from './storage.js';
+import { readDocument, ACCEPTED } from './documents.js';
+import { loadIndex, saveIndex } from './store.js';
 
 const $ = (id) => document.getElementById(id);
 const WASM32_LIMIT = 4 * 2 ** 30;
-let engine = null;
-let registry = null;
-let controller = null;
+const MAX_NEW_TOKENS = 256;
+/** Tokens the chat template adds around the messages (role markers, BOS); generous. */
+const TEMPLATE_OVERHEAD = 64;
 
-function status(text, isError = false) {
-  $('model-status').textContent = text;
-  $('model-status').classList.toggle('error', isError);
+const state = {
+  registry: null,
+  engine: new WorkerEngine(),
+  tokenizer: null, // synchronous token counts for the loaded model
+  modelInfo: null,
+  embedderReady: null, // Promise
+  index: new DocumentIndex(),
+  history: [], // { role, content } of earlier exchanges
+  controller: null,
+};
+
+function say(id, text, isError = false) {
+  $(id).textContent = text;
+  $(id).classList.toggle('error', isError);
 }
 
-async function init() {
-  registry = await (await fetch('registry.json')).json();
-  for (const m of registry.models.filter((m) => m.format === 'gguf')) {
-    const option = new Option(`${m.name} — ${m.quantization}${m.bytes ? `, ${(m.bytes / 2 ** 20).toFixed(0)} MiB` : ''}`, m.id);
-    option.selected = m.id === registry.default;
-    $('model-select').append(option);
+function num(id) {
+  return Number($(id).value);
+}
+
+// ---- models -----------------------------------------------------------------------------
+
+function modelUrl(entry, file = entry.file) {
+  const local = entry.wheels?.length || entry.files;
+  return local ? `models/${entry.dir ? `${entry.dir}/` : ''}${file}` : entry.source;
+}
+
+async function loadEmbedder() {
+  const entry = state.registry.models.find((m) => m.kind === 'embedding');
+  const files = {};
+  for (const [key, f] of [['config', 'config.json'], ['weights', 'model.safetensors'], ['tokenizer', 'tokenizer.json']]) {
+    const spec = entry.files.find((x) => x.file === f);
+    files[key] = new Uint8Array((await getModel({ url: modelUrl(entry, f), sha256: spec.sha256 })).buffer);
   }
-  status(`crossOriginIsolated: ${self.crossOriginIsolated}. Pick a model and press Load.`);
+  await state.engine.loadEmbedder(files);
 }
 
-async function load() {
-  const entry = registry.models.find((m) => m.id === $('model-select').value);
+async function loadModel() {
+  const entry = state.registry.models.find((m) => m.id === $('model-select').value);
   if (entry.bytes && entry.bytes > WASM32_LIMIT * 0.75) {
-    return status(`${entry.name} is too large for WebAssembly's 4 GiB memory.`, true);
+    return say('model-status', `${entry.name} is too large for WebAssembly's 4 GiB memory.`, true);
   }
   $('load').disabled = $('ask').disabled = true;
-  const progress = $('progress');
-  progress.hidden = false;
+  $('progress').hidden = false;
   try {
-    const url = entry.wheels.length ? `models/${entry.file}` : entry.source;
     const t0 = performance.now();
-    const { buffer, fromCache } = await getModel({ url, sha256: entry.sha256 }, ({ loaded, total }) => {
-      progress.value = total ? loaded / total : 0;
-      status(`downloading ${(loaded / 2 ** 20).toFixed(0)}${total ? ` / ${(total / 2 ** 20).toFixed(0)}` : ''} MiB`);
+    const { buffer, fromCache } = await getModel({ url: modelUrl(entry), sha256: entry.sha256 }, ({ loaded, total }) => {
+      $('progress').value = total ? loaded / total : 0;
+      say('model-status', `downloading ${(loaded / 2 ** 20).toFixed(0)}${total ? ` / ${(total / 2 ** 20).toFixed(0)}` : ''} MiB`);
     });
     const fetchMs = performance.now() - t0;
-    engine?.terminate();
-    engine = new WorkerEngine();
-    const info = await engine.load(buffer, { transfer: true, template: entry.template === 'none' ? undefined : entry.template });
-    status(`${info.name}: ${fromCache ? 'from cache' : 'downloaded'} in ${fetchMs.toFixed(0)} ms, loaded in ${info.loadTimings.totalMs.toFixed(0)} ms ` +
-      `(context ${info.contextLength} tokens, template ${info.chatTemplate}).`);
+    state.tokenizer?.free();
+    state.tokenizer = await loadTokenizer(buffer);
+    const template = entry.template === 'none' ? undefined : entry.template;
+    state.modelInfo = await state.engine.load(buffer, { transfer: true, template });
+    const l = state.modelInfo.loadTimings;
+    say('model-status', `${state.modelInfo.name}: ${fromCache ? 'from the browser cache' : 'downloaded'} in ${fetchMs.toFixed(0)} ms, ` +
+      `loaded in ${l.totalMs.toFixed(0)} ms (context ${state.modelInfo.contextLength} tokens).`);
     $('ask').disabled = false;
   } catch (e) {
-    status(`Could not load ${entry.name}: ${e.message}`, true);
+    say('model-status', `Could not load ${entry.name}: ${e.message}`, true);
   } finally {
-    progress.hidden = true;
+    $('progress').hidden = true;
     $('load').disabled = false;
   }
 }
 
+// ---- documents --------------------------------------------------------------------------
+
+async function indexDocuments(docs) {
+  await state.embedderReady;
+  for (const doc of docs) {
+    if (state.index.sources.includes(doc.name)) state.index.removeSource(doc.name);
+    const chunks = chunkDocument(doc, { size: num('chunk-size'), overlap: num('chunk-overlap') });
+    say('doc-status', `embedding ${chunks.length} passages of ${doc.name}…`);
+    const vectors = await state.engine.embed(chunks.map((c) => c.text));
+    state.index.addChunks(chunks, vectors);
+  }
+  await saveIndex(state.index.toJSON());
+  renderDocuments();
+}
+
+async function addFiles(files) {
+  try {
+    const docs = [];
+    for (const file of files) docs.push(await readDocument(file));
+    await indexDocuments(docs);
+    say('doc-status', `Added ${docs.map((d) => d.name).join(', ')}.`);
+  } catch (e) {
+    say('doc-status', e.message, true);
+  }
+}
+
+async function loadDefaultCorpus() {
+  const list = await (await fetch('corpus/index.json')).json();
+  const docs = await Promise.all(list.documents.map(async ({ file }) => ({
+    name: file,
+    pages: [{ page: 1, text: await (await fetch(`corpus/${file}`)).text() }],
+  })));
+  await indexDocuments(docs);
+}
+
+function renderDocuments() {
+  const list = $('doc-list');
+  list.replaceChildren(...state.index.sources.map((name) => {
+    const li = document.createElement('li');
+    const label = document.createElement('span');
+    label.textContent = name;
+    const remove = document.createElement('button');
+    remove.textContent = 'Remove';
+    remove.addEventListener('click', async () => {
+      state.index.removeSource(name);
+      await saveIndex(state.index.toJSON());
+      renderDocuments();
+    });
+    li.append(label, remove);
+    return li;
+  }));
+  say('doc-status', `${state.index.sources.length} documents, ${state.index.size} passages indexed.`);
+}
+
+// ---- questions --------------------------------------------------------------------------
+
+function renderSources(sources) {
+  $('sources').replaceChildren(...sources.map((s) => {
+    const li = document.createElement('li');
+    li.value = s.n;
+    const meta = document.createElement('div');
+    meta.className = 'meta';
+    meta.textContent = `${s.source}${s.page ? `, page ${s.page}` : ''} — score ${s.score?.toFixed(4) ?? '–'}`;
+    const passage = document.createElement('div');
+    passage.className = 'passage';
+    passage.textContent = s.text;
+    li.append(meta, passage);
+    return li;
+  }));
+}
+
 async function ask() {
   const question = $('question').value.trim();
-  if (!question) return;
+  if (!question || !state.tokenizer) return;
   $('answer').textContent = '';
+  $('sources').replaceChildren();
   $('timings').textContent = '';
   $('ask').disabled = true;
   $('stop').disabled = false;
-  controller = new AbortController();
+  state.controller = new AbortController();
   try {
-    const messages = [
-      { role: 'system', content: 'You are a concise assistant. Answer in one sentence.' },
-      { role: 'user', content: question },
-    ];
-    const r = await engine.generate({ messages, maxNewTokens: 256, signal: controller.signal }, (piece) => {
-      $('answer').append(piece);
+    const retrieval = await retrieve({
+      index: state.index,
+      query: question,
+      embed: (texts) => state.engine.embed(texts),
+      topKInitial: num('top-k-initial'),
+      topKFinal: num('top-k-final'),
+      weights: { lexical: num('weight-lexical'), dense: num('weight-dense') },
     });
-    const t = r.timings;
-    $('timings').textContent = `${t.promptTokens} prompt tokens · prefill ${t.prefillTokS.toFixed(1)} tok/s · first token ${t.timeToFirstTokenMs.toFixed(0)} ms · ` +
-      `${t.generatedTokens} tokens at ${t.decodeTokS.toFixed(1)} tok/s · ${r.finishReason}`;
+    const { messages, sources } = buildMessages({
+      question,
+      passages: retrieval.passages,
+      history: state.history,
+      countTokens: state.tokenizer.count,
+      contextBudget: state.modelInfo.contextLength - MAX_NEW_TOKENS - TEMPLATE_OVERHEAD,
+    });
+    renderSources(sources);
+    const result = await state.engine.generate(
+      { messages, maxNewTokens: MAX_NEW_TOKENS, signal: state.controller.signal },
+      (piece) => $('answer').append(piece),
+    );
+    state.history.push({ role: 'user', content: question }, { role: 'assistant', content: result.text });
+    const t = result.timings;
+    $('timings').textContent = `retrieval ${retrieval.timings.totalMs.toFixed(0)} ms (embedding ${retrieval.timings.embedMs.toFixed(0)} ms) · ` +
+      `${t.promptTokens} prompt tokens · prefill ${t.prefillTokS.toFixed(1)} tok/s · first token ${t.timeToFirstTokenMs.toFixed(0)} ms · ` +
+      `${t.generatedTokens} tokens at ${t.decodeTokS.toFixed(1)} tok/s · ${result.finishReason}`;
   } catch (e) {
     $('timings').textContent = e.name === 'AbortError' ? 'stopped' : `error: ${e.message}`;
   } finally {
@@ -81,8 +198,46 @@ async function ask() {
   }
 }
 
-$('load').addEventListener('click', load);
+// ---- start ------------------------------------------------------------------------------
+
+async function init() {
+  state.registry = await (await fetch('registry.json')).json();
+  for (const m of state.registry.models.filter((m) => m.format === 'gguf')) {
+    const option = new Option(`${m.name} — ${m.quantization}${m.bytes ? `, ${(m.bytes / 2 ** 20).toFixed(0)} MiB` : ''}`, m.id);
+    option.selected = m.id === state.registry.default;
+    $('model-select').append(option);
+  }
+  say('model-status', 'Pick a model and press Load.');
+  state.embedderReady = loadEmbedder();
+  const saved = await loadIndex();
+  if (saved) {
+    state.index = DocumentIndex.fromJSON(saved);
+    renderDocuments();
+  } else {
+    say('doc-status', 'Indexing the sample documents…');
+    await loadDefaultCorpus();
+  }
+}
+
+$('load').addEventListener('click', loadModel);
 $('ask').addEventListener('click', ask);
-$('stop').addEventListener('click', () => controller?.abort());
-$('clear-cache').addEventListener('click', async () => { await clearModels(); status('Model cache cleared.'); });
-init().catch((e) => status(e.message, true));
+$('stop').addEventListener('click', () => state.controller?.abort());
+$('new-chat').addEventListener('click', () => {
+  state.history = [];
+  $('answer').textContent = '';
+  $('sources').replaceChildren();
+});
+$('clear-cache').addEventListener('click', async () => {
+  await clearModels();
+  say('model-status', 'Model cache cleared.');
+});
+$('files').addEventListener('change', (e) => addFiles([...e.target.files]));
+const drop = $('drop');
+drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+drop.addEventListener('drop', (e) => {
+  e.preventDefault();
+  drop.classList.remove('over');
+  addFiles([...e.dataTransfer.files].filter((f) => ACCEPTED.some((ext) => f.name.toLowerCase().endsWith(ext))));
+});
+init().catch((e) => say('doc-status', e.message, true));

@@ -97,6 +97,16 @@ export class WorkerEngine {
     return this.#call(Kind.MEMORY);
   }
 
+  /** Load the sentence-embedding model (bytes of config.json, model.safetensors, tokenizer.json). */
+  loadEmbedder(files) {
+    return this.#call(Kind.LOAD_EMBEDDER, { files });
+  }
+
+  /** One unit-length Float32Array per text. */
+  embed(texts) {
+    return this.#call(Kind.EMBED, { texts });
+  }
+
   /** Stop the worker; pending calls reject. */
   terminate() {
     this.#worker.terminate();

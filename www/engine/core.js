@@ -9,7 +9,7 @@
 // Works in windows, workers, Node >= 20 and edge runtimes: it needs WebAssembly and
 // `performance`, no DOM.
 
-import init, { WasmModel, wasmMemoryBytes, templatePresets } from '../pkg/edgellm.js';
+import init, { WasmModel, WasmTokenizer, wasmMemoryBytes, templatePresets } from '../pkg/edgellm.js';
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 let wasmReady = null;
@@ -168,4 +168,18 @@ export class Engine {
     }
     return this.#model;
   }
+}
+
+/**
+ * A model's tokenizer without its weights, from the GGUF bytes: synchronous token counts on
+ * the page's thread (the prompt builder fits sources into the context with it).
+ */
+export async function loadTokenizer(ggufBytes, options = {}) {
+  await initWasm(options.wasm);
+  const tokenizer = new WasmTokenizer(asBytes(ggufBytes));
+  return {
+    encode: (text) => Array.from(tokenizer.encode(text)),
+    count: (text) => tokenizer.count(text),
+    free: () => tokenizer.free(),
+  };
 }

@@ -117,6 +117,8 @@ export declare class WorkerEngine implements EngineInterface {
   tokenize(text: string): Promise<number[]>;
   unload(): Promise<void>;
   memory(): Promise<{ wasmBytes: number; jsHeapBytes: number | null }>;
+  loadEmbedder(files: { config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array }): Promise<{ dim: number }>;
+  embed(texts: string[]): Promise<Float32Array[]>;
   terminate(): void;
 }
 
@@ -129,3 +131,10 @@ export declare class Embedder {
   free(): void;
 }
 export declare function fetchEmbedderFiles(baseUrl: string | URL): Promise<{ config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array }>;
+
+/** A model's tokenizer from GGUF bytes, without loading weights: synchronous counts. */
+export declare function loadTokenizer(ggufBytes: Uint8Array | ArrayBuffer, options?: { wasm?: LoadOptions['wasm'] }): Promise<{
+  encode(text: string): number[];
+  count(text: string): number;
+  free(): void;
+}>;

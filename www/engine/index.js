@@ -1,5 +1,5 @@
 // edgellm's JavaScript API. Engine runs the model on the calling thread (workers, Node, edge
 // runtimes); WorkerEngine runs the same engine in a Web Worker for pages.
-export { Engine, initWasm } from './core.js';
+export { Engine, initWasm, loadTokenizer } from './core.js';
 export { WorkerEngine } from './client.js';
 export { Embedder, fetchEmbedderFiles } from './embedder.js';

@@ -10,6 +10,8 @@ export const Kind = Object.freeze({
   TOKENIZE: 'tokenize', // { id, text }
   UNLOAD: 'unload', // { id }
   MEMORY: 'memory', // { id }
+  LOAD_EMBEDDER: 'load_embedder', // { id, files: { config, weights, tokenizer } } → { dim }
+  EMBED: 'embed', // { id, texts }                   → Float32Array[]
   // worker → page
   TOKEN: 'token', // { id, text }
   RESULT: 'result', // { id, value }

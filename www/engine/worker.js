@@ -3,9 +3,11 @@
 // or let WorkerEngine (client.js) do it.
 
 import { Engine } from './core.js';
+import { Embedder } from './embedder.js';
 import { Kind, serializeError } from './protocol.js';
 
 const engine = new Engine();
+let embedder = null;
 const generations = new Map(); // id → AbortController
 
 const post = (msg) => self.postMessage(msg);
@@ -32,6 +34,14 @@ async function handle(msg) {
       return engine.unload();
     case Kind.MEMORY:
       return Engine.memory();
+    case Kind.LOAD_EMBEDDER:
+      embedder?.free();
+      embedder = null;
+      embedder = await Embedder.load(msg.files);
+      return { dim: embedder.dim };
+    case Kind.EMBED:
+      if (!embedder) throw Object.assign(new Error('no embedding model is loaded'), { name: 'EdgeLLMError', code: 'not_loaded' });
+      return embedder.embed(msg.texts);
     default:
       throw Object.assign(new Error(`unknown message kind '${msg.kind}'`), { code: 'invalid_request' });
   }

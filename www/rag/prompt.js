@@ -1,0 +1,202 @@
+// The chat messages for a cited answer, fitted into the model's context.
+//
+//   system     how to answer: concisely, only from the numbered sources, citing them as [n]
+//   history    the last few question/answer exchanges (conversation memory)
+//   user       the sources, numbered [1]..[n] with document name and page, then the question
+//
+// Sources sit in the last user message, not in the system message, because small models follow
+// the turn right before their answer best, and some chat templates (Gemma) have no system role.
+// Old answers lose their [n] markers: those numbers pointed at an earlier question's sources.
+
+export const PROMPT_DEFAULTS = Object.freeze({
+  historyExchanges: 3,
+  /** A truncated passage shorter than this (in model tokens) is dropped instead: too little to cite. */
+  minPassageTokens: 24,
+});
+
+export const SYSTEM_PROMPT = [
+  "You answer questions about the user's documents.",
+  'Answer concisely, using only the numbered sources given with the question.',
+  'Cite each source you use by its number in square brackets, like [1] or [2].',
+  'If the sources do not contain the answer, say that you do not know.',
+].join(' ');
+
+const TRUNCATION_MARK = ' …';
+/** A citation: [1], [1, 2], [1-3] (also with an en dash). Group 1 is the list inside the brackets. */
+const CITATION = /\[(\s*\d+\s*(?:[-–]\s*\d+\s*)?(?:,\s*\d+\s*(?:[-–]\s*\d+\s*)?)*)\]/g;
+
+/**
+ * Build the messages, keeping their total token count within `contextBudget`.
+ * The budget counts message contents only; leave room in it for the chat template and the answer.
+ *
+ * What is kept when everything does not fit, most valuable first: the top passage; the most
+ * recent exchange; the other passages in rank order; older exchanges, newest first. Passages stay
+ * a prefix of the ranking (the first one that does not fit whole is truncated, the rest dropped),
+ * so source numbers are retrieval ranks; kept history stays a contiguous run of recent exchanges.
+ *
+ * @param {object} options
+ * @param {string} options.question
+ * @param {{ id?: string, text: string, source?: string, page?: number|null, score?: number }[]} options.passages best first
+ * @param {{ role: 'user'|'assistant', content: string }[]} [options.history] oldest first
+ * @param {(text: string) => number} options.countTokens the model's tokenizer
+ * @param {number} options.contextBudget
+ * @param {number} [options.historyExchanges]
+ * @param {number} [options.minPassageTokens]
+ * @returns {{ messages: { role: string, content: string }[], sources: { n: number, id?: string, source: string|null, page: number|null, score: number|null, text: string, truncated: boolean }[], tokens: number }}
+ */
+export function buildMessages({
+  question, passages, history = [], countTokens, contextBudget,
+  historyExchanges = PROMPT_DEFAULTS.historyExchanges, minPassageTokens = PROMPT_DEFAULTS.minPassageTokens,
+}) {
+  if (typeof question !== 'string' || question.trim() === '') throw new TypeError('buildMessages: question must be a non-empty string');
+  if (!Array.isArray(passages)) throw new TypeError('buildMessages: passages must be an array (best first)');
+  if (!Array.isArray(history)) throw new TypeError('buildMessages: history must be an array of { role, content } messages');
+  if (typeof countTokens !== 'function') throw new TypeError('buildMessages: countTokens(text) is required (the model tokenizer)');
+  if (!(Number.isFinite(contextBudget) && contextBudget > 0)) throw new RangeError(`buildMessages: contextBudget must be a positive number of tokens, got ${contextBudget}`);
+  if (!Number.isInteger(historyExchanges) || historyExchanges < 0) throw new RangeError(`buildMessages: historyExchanges must be an integer ≥ 0, got ${historyExchanges}`);
+
+  const exchanges = recentExchanges(history, historyExchanges); // oldest first
+  const kept = { passages: [], exchanges: [] };
+  const count = () => countMessages(assemble(question, kept), countTokens);
+  const fits = () => count() <= contextBudget;
+
+  if (!fits()) {
+    const error = new Error(`The question and instructions alone take ${count()} tokens, over the context budget of ${contextBudget}.`);
+    error.code = 'context_budget';
+    throw error;
+  }
+
+  let passagesClosed = false;
+  let historyClosed = false;
+  const tryPassage = (passage) => {
+    if (passagesClosed) return;
+    kept.passages.push({ ...passage, truncated: false });
+    if (fits()) return;
+    kept.passages.pop();
+    const truncated = truncateToFit(passage, kept, fits, countTokens, minPassageTokens);
+    if (truncated) kept.passages.push(truncated);
+    passagesClosed = true; // a gap in the ranking would make source numbers lie about rank
+  };
+  const tryExchange = (exchange) => {
+    if (historyClosed) return;
+    kept.exchanges.unshift(exchange);
+    if (fits()) return;
+    kept.exchanges.shift();
+    historyClosed = true; // older exchanges without the newer ones would be out of context
+  };
+
+  const [top, ...rest] = passages;
+  if (top) tryPassage(top);
+  if (exchanges.length > 0) tryExchange(exchanges.at(-1));
+  for (const passage of rest) tryPassage(passage);
+  for (const exchange of exchanges.slice(0, -1).reverse()) tryExchange(exchange);
+
+  const messages = assemble(question, kept);
+  return {
+    messages,
+    sources: kept.passages.map((p, i) => ({
+      n: i + 1, id: p.id, source: p.source ?? null, page: p.page ?? null, score: p.score ?? null, text: p.text, truncated: p.truncated,
+    })),
+    tokens: countMessages(messages, countTokens),
+  };
+}
+
+/**
+ * The source numbers an answer cites, in order of first citation, each once.
+ * Understands [1], [1][2], [1, 2] and ranges [1-3]. With `sourceCount`, numbers outside
+ * 1..sourceCount (hallucinated citations) are left out.
+ * @returns {number[]}
+ */
+export function extractCitations(answerText, sourceCount = Infinity) {
+  const cited = [];
+  for (const [, list] of String(answerText).matchAll(CITATION)) {
+    for (const part of list.split(',')) {
+      const [from, to = from] = part.split(/[-–]/).map((n) => Number.parseInt(n, 10));
+      // A long "range" is more likely a year span or a typo than a citation of many sources.
+      if (to < from || to - from > 20) continue;
+      for (let n = from; n <= to; n++) {
+        if (n >= 1 && n <= sourceCount && !cited.includes(n)) cited.push(n);
+      }
+    }
+  }
+  return cited;
+}
+
+/** The messages for a question with the kept passages and exchanges. */
+function assemble(question, { passages, exchanges }) {
+  const sources = passages.length === 0
+    ? 'Sources: none were found.'
+    : `Sources:\n\n${passages.map((p, i) => `[${i + 1}] ${sourceLabel(p)}\n${p.text}`).join('\n\n')}`;
+  return [
+    { role: 'system', content: SYSTEM_PROMPT },
+    ...exchanges.flat(),
+    { role: 'user', content: `${sources}\n\nQuestion: ${question.trim()}` },
+  ];
+}
+
+function sourceLabel({ source, page }) {
+  const name = source ?? 'untitled';
+  return page == null ? name : `${name}, page ${page}`;
+}
+
+function countMessages(messages, countTokens) {
+  let total = 0;
+  for (const { content } of messages) {
+    const n = countTokens(content);
+    if (!(Number.isFinite(n) && n >= 0)) throw new TypeError(`countTokens must return a number ≥ 0, got ${n}`);
+    total += n;
+  }
+  return total;
+}
+
+/**
+ * The last `n` exchanges of the history, oldest first, each [user] or [user, assistant].
+ * Assistant messages lose their citation markers; other roles are ignored.
+ */
+function recentExchanges(history, n) {
+  const exchanges = [];
+  for (const { role, content } of history) {
+    if (typeof content !== 'string') continue;
+    if (role === 'user') exchanges.push([{ role, content }]);
+    else if (role === 'assistant' && exchanges.length > 0 && exchanges.at(-1).length === 1) {
+      exchanges.at(-1).push({ role, content: stripCitations(content) });
+    }
+  }
+  return n === 0 ? [] : exchanges.slice(-n);
+}
+
+function stripCitations(text) {
+  return text.replace(new RegExp(`\\s*${CITATION.source}`, 'g'), '').trim();
+}
+
+/**
+ * The longest word-boundary prefix of the passage that still fits (binary search on length), or
+ * null if what fits is shorter than minPassageTokens. Leaves `kept` as it found it.
+ */
+function truncateToFit(passage, kept, fits, countTokens, minPassageTokens) {
+  const candidate = (length) => ({ ...passage, text: cutAtWord(passage.text, length) + TRUNCATION_MARK, truncated: true });
+  const fitsWith = (length) => {
+    kept.passages.push(candidate(length));
+    const ok = fits();
+    kept.passages.pop();
+    return ok;
+  };
+  let low = 0; // longest length known to fit (0 = nothing)
+  let high = passage.text.length;
+  while (low < high) {
+    const mid = Math.ceil((low + high) / 2);
+    if (fitsWith(mid)) low = mid;
+    else high = mid - 1;
+  }
+  if (low === 0) return null;
+  const truncated = candidate(low);
+  return countTokens(truncated.text) >= minPassageTokens ? truncated : null;
+}
+
+/** The first `length` characters, cut back to the last space so no word is split. */
+function cutAtWord(text, length) {
+  const prefix = text.slice(0, length);
+  if (length >= text.length || /\s/.test(text[length])) return prefix.trimEnd();
+  const lastSpace = prefix.search(/\s\S*$/);
+  return (lastSpace > 0 ? prefix.slice(0, lastSpace) : prefix).trimEnd();
+}
