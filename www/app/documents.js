@@ -20,14 +20,16 @@ function htmlToText(html) {
 async function pdfToPages(buffer) {
   const pdfjs = await import(PDFJS);
   pdfjs.GlobalWorkerOptions.workerSrc = new URL('../vendor/pdfjs/pdf.worker.min.mjs', import.meta.url).href;
-  const pdf = await pdfjs.getDocument({ data: new Uint8Array(buffer), isEvalSupported: false }).promise;
+  // isEvalSupported: false — the page's CSP forbids eval, and documents are untrusted.
+  const task = pdfjs.getDocument({ data: new Uint8Array(buffer), isEvalSupported: false });
+  const pdf = await task.promise;
   const pages = [];
   for (let n = 1; n <= pdf.numPages; n++) {
     const content = await (await pdf.getPage(n)).getTextContent();
     const text = content.items.map((i) => i.str + (i.hasEOL ? '\n' : ' ')).join('').trim();
     if (text) pages.push({ page: n, text });
   }
-  await pdf.destroy();
+  await task.destroy();
   return pages;
 }
 

@@ -13,7 +13,6 @@ import { loadIndex, saveIndex } from './store.js';
 
 const $ = (id) => document.getElementById(id);
 const WASM32_LIMIT = 4 * 2 ** 30;
-const MAX_NEW_TOKENS = 256;
 /** Tokens the chat template adds around the messages (role markers, BOS); generous. */
 const TEMPLATE_OVERHEAD = 64;
 
@@ -178,11 +177,11 @@ async function ask() {
       passages: retrieval.passages,
       history: state.history,
       countTokens: state.tokenizer.count,
-      contextBudget: state.modelInfo.contextLength - MAX_NEW_TOKENS - TEMPLATE_OVERHEAD,
+      contextBudget: state.modelInfo.contextLength - num('max-new-tokens') - TEMPLATE_OVERHEAD,
     });
     renderSources(sources);
     const result = await state.engine.generate(
-      { messages, maxNewTokens: MAX_NEW_TOKENS, signal: state.controller.signal },
+      { messages, maxNewTokens: num('max-new-tokens'), signal: state.controller.signal },
       (piece) => $('answer').append(piece),
     );
     state.history.push({ role: 'user', content: question }, { role: 'assistant', content: result.text });
