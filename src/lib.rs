@@ -19,6 +19,7 @@ pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod model;
+pub mod rerank;
 pub mod sampling;
 pub mod template;
 pub mod timing;

@@ -8,6 +8,7 @@
 
 use edgellm::embed::{Embedder, DEFAULT_MAX_TOKENS};
 use edgellm::generate::Session;
+use edgellm::rerank::CrossEncoder;
 use edgellm::tokenizer::Tokenizer;
 use edgellm::{ErrorCode, GenerateRequest, LoadOptions, Message, Model};
 use serde::Serialize;
@@ -174,6 +175,27 @@ impl WasmEmbedder {
     pub fn embed(&self, texts: Vec<String>) -> Result<Vec<f32>, JsValue> {
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         Ok(self.embedder.embed(&texts).map_err(to_js)?.concat())
+    }
+}
+
+/// A cross-encoder reranker (BertForSequenceClassification: config.json, model.safetensors,
+/// tokenizer.json), e.g. ms-marco-MiniLM-L-6-v2.
+#[wasm_bindgen]
+pub struct WasmReranker {
+    reranker: CrossEncoder,
+}
+
+#[wasm_bindgen]
+impl WasmReranker {
+    #[wasm_bindgen(constructor)]
+    pub fn new(config_json: &[u8], weights: &[u8], tokenizer_json: &[u8]) -> Result<WasmReranker, JsValue> {
+        Ok(WasmReranker { reranker: CrossEncoder::load(config_json, weights, tokenizer_json).map_err(to_js)? })
+    }
+
+    /// One relevance logit per passage.
+    pub fn score(&self, query: &str, passages: Vec<String>) -> Result<Vec<f32>, JsValue> {
+        let passages: Vec<&str> = passages.iter().map(String::as_str).collect();
+        self.reranker.score(query, &passages).map_err(to_js)
     }
 }
 

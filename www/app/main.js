@@ -22,6 +22,7 @@ const state = {
   tokenizer: null, // synchronous token counts for the loaded model
   modelInfo: null,
   embedderReady: null, // Promise
+  rerankerLoaded: false,
   index: new DocumentIndex(),
   history: [], // { role, content } of earlier exchanges
   controller: null,
@@ -81,6 +82,37 @@ async function loadModel() {
     $('progress').hidden = true;
     $('load').disabled = false;
   }
+}
+
+const BERT_FILES = [['config', 'config.json'], ['weights', 'model.safetensors'], ['tokenizer', 'tokenizer.json']];
+
+async function loadReranker(readFile) {
+  try {
+    say('reranker-status', 'loading the reranker…');
+    const files = {};
+    for (const [key, name] of BERT_FILES) files[key] = await readFile(name);
+    await state.engine.loadReranker(files);
+    state.rerankerLoaded = true;
+    say('reranker-status', 'On: the final passages are the top of the fused candidates reordered by the cross-encoder.');
+  } catch (e) {
+    say('reranker-status', `Could not load the reranker: ${e.message}`, true);
+  }
+}
+
+function rerankerFromFiles(fileList) {
+  const byName = new Map([...fileList].map((f) => [f.name, f]));
+  return loadReranker(async (name) => {
+    if (!byName.has(name)) throw new Error(`${name} was not among the chosen files`);
+    return new Uint8Array(await byName.get(name).arrayBuffer());
+  });
+}
+
+function rerankerFromUrl(base) {
+  return loadReranker(async (name) => {
+    const res = await fetch(new URL(name, base.endsWith('/') ? base : `${base}/`));
+    if (!res.ok) throw new Error(`${name}: HTTP ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  });
 }
 
 // ---- documents --------------------------------------------------------------------------
@@ -171,6 +203,7 @@ async function ask() {
       topKInitial: num('top-k-initial'),
       topKFinal: num('top-k-final'),
       weights: { lexical: num('weight-lexical'), dense: num('weight-dense') },
+      rerank: state.rerankerLoaded ? (q, candidates) => state.engine.rerank(q, candidates.map((c) => c.text)) : undefined,
     });
     const { messages, sources } = buildMessages({
       question,
@@ -186,7 +219,8 @@ async function ask() {
     );
     state.history.push({ role: 'user', content: question }, { role: 'assistant', content: result.text });
     const t = result.timings;
-    $('timings').textContent = `retrieval ${retrieval.timings.totalMs.toFixed(0)} ms (embedding ${retrieval.timings.embedMs.toFixed(0)} ms) · ` +
+    const rt = retrieval.timings;
+    $('timings').textContent = `retrieval ${rt.totalMs.toFixed(0)} ms (embedding ${rt.embedMs.toFixed(0)} ms${state.rerankerLoaded ? `, reranking ${rt.rerankMs.toFixed(0)} ms` : ''}) · ` +
       `${t.promptTokens} prompt tokens · prefill ${t.prefillTokS.toFixed(1)} tok/s · first token ${t.timeToFirstTokenMs.toFixed(0)} ms · ` +
       `${t.generatedTokens} tokens at ${t.decodeTokS.toFixed(1)} tok/s · ${result.finishReason}`;
   } catch (e) {
@@ -231,6 +265,8 @@ $('clear-cache').addEventListener('click', async () => {
   say('model-status', 'Model cache cleared.');
 });
 $('files').addEventListener('change', (e) => addFiles([...e.target.files]));
+$('reranker-files').addEventListener('change', (e) => rerankerFromFiles(e.target.files));
+$('reranker-load').addEventListener('click', () => rerankerFromUrl($('reranker-url').value));
 const drop = $('drop');
 drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
 drop.addEventListener('dragleave', () => drop.classList.remove('over'));

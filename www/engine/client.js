@@ -107,6 +107,16 @@ export class WorkerEngine {
     return this.#call(Kind.EMBED, { texts });
   }
 
+  /** Load a cross-encoder reranker (bytes of config.json, model.safetensors, tokenizer.json). */
+  loadReranker(files) {
+    return this.#call(Kind.LOAD_RERANKER, { files });
+  }
+
+  /** One relevance logit per passage for `query`. */
+  rerank(query, passages) {
+    return this.#call(Kind.RERANK, { query, passages });
+  }
+
   /** Stop the worker; pending calls reject. */
   terminate() {
     this.#worker.terminate();

@@ -1,4 +1,5 @@
-// Sentence embeddings (all-MiniLM-L6-v2 through candle's BERT in wasm) for retrieval:
+// BERT models for retrieval, through candle in wasm.
+// Sentence embeddings (all-MiniLM-L6-v2):
 // `embed(texts)` → one unit-length Float32Array per text (cosine similarity = dot product).
 //
 //   const embedder = await Embedder.load({ config, weights, tokenizer });   // bytes of the three files
@@ -6,7 +7,7 @@
 //
 // In Node, `Embedder.load()` with no argument reads the fetched model from ~/.cache/edgellm.
 
-import { WasmEmbedder } from '../pkg/edgellm.js';
+import { WasmEmbedder, WasmReranker } from '../pkg/edgellm.js';
 import { initWasm, yieldToEventLoop } from './core.js';
 
 const FILES = { config: 'config.json', weights: 'model.safetensors', tokenizer: 'tokenizer.json' };
@@ -58,6 +59,39 @@ export class Embedder {
       if (i + BATCH < texts.length) await yieldToEventLoop();
     }
     return out;
+  }
+
+  free() {
+    this.#model.free();
+  }
+}
+
+/** Passages per wasm call when reranking. */
+const RERANK_BATCH = 8;
+
+/**
+ * A cross-encoder reranker (e.g. ms-marco-MiniLM-L-6-v2, the same three files as the embedder):
+ * `score(query, passages)` → one relevance logit per passage, higher is better.
+ */
+export class Reranker {
+  #model;
+
+  constructor(model) {
+    this.#model = model;
+  }
+
+  static async load({ config, weights, tokenizer }) {
+    await initWasm();
+    return new Reranker(new WasmReranker(config, weights, tokenizer));
+  }
+
+  async score(query, passages) {
+    const scores = [];
+    for (let i = 0; i < passages.length; i += RERANK_BATCH) {
+      scores.push(...this.#model.score(query, passages.slice(i, i + RERANK_BATCH)));
+      if (i + RERANK_BATCH < passages.length) await yieldToEventLoop();
+    }
+    return scores;
   }
 
   free() {

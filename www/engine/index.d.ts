@@ -119,6 +119,8 @@ export declare class WorkerEngine implements EngineInterface {
   memory(): Promise<{ wasmBytes: number; jsHeapBytes: number | null }>;
   loadEmbedder(files: { config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array }): Promise<{ dim: number }>;
   embed(texts: string[]): Promise<Float32Array[]>;
+  loadReranker(files: { config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array }): Promise<null>;
+  rerank(query: string, passages: string[]): Promise<number[]>;
   terminate(): void;
 }
 
@@ -138,3 +140,10 @@ export declare function loadTokenizer(ggufBytes: Uint8Array | ArrayBuffer, optio
   count(text: string): number;
   free(): void;
 }>;
+
+/** A cross-encoder reranker (BertForSequenceClassification, e.g. ms-marco-MiniLM-L-6-v2). */
+export declare class Reranker {
+  static load(files: { config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array }): Promise<Reranker>;
+  score(query: string, passages: string[]): Promise<number[]>;
+  free(): void;
+}

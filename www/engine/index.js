@@ -2,4 +2,4 @@
 // runtimes); WorkerEngine runs the same engine in a Web Worker for pages.
 export { Engine, initWasm, loadTokenizer } from './core.js';
 export { WorkerEngine } from './client.js';
-export { Embedder, fetchEmbedderFiles } from './embedder.js';
+export { Embedder, Reranker, fetchEmbedderFiles } from './embedder.js';

@@ -12,6 +12,8 @@ export const Kind = Object.freeze({
   MEMORY: 'memory', // { id }
   LOAD_EMBEDDER: 'load_embedder', // { id, files: { config, weights, tokenizer } } → { dim }
   EMBED: 'embed', // { id, texts }                   → Float32Array[]
+  LOAD_RERANKER: 'load_reranker', // { id, files: { config, weights, tokenizer } }
+  RERANK: 'rerank', // { id, query, passages }       → number[] (one logit per passage)
   // worker → page
   TOKEN: 'token', // { id, text }
   RESULT: 'result', // { id, value }

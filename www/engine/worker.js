@@ -3,11 +3,12 @@
 // or let WorkerEngine (client.js) do it.
 
 import { Engine } from './core.js';
-import { Embedder } from './embedder.js';
+import { Embedder, Reranker } from './embedder.js';
 import { Kind, serializeError } from './protocol.js';
 
 const engine = new Engine();
 let embedder = null;
+let reranker = null;
 const generations = new Map(); // id → AbortController
 
 const post = (msg) => self.postMessage(msg);
@@ -42,6 +43,14 @@ async function handle(msg) {
     case Kind.EMBED:
       if (!embedder) throw Object.assign(new Error('no embedding model is loaded'), { name: 'EdgeLLMError', code: 'not_loaded' });
       return embedder.embed(msg.texts);
+    case Kind.LOAD_RERANKER:
+      reranker?.free();
+      reranker = null;
+      reranker = await Reranker.load(msg.files);
+      return null;
+    case Kind.RERANK:
+      if (!reranker) throw Object.assign(new Error('no reranker is loaded'), { name: 'EdgeLLMError', code: 'not_loaded' });
+      return reranker.score(msg.query, msg.passages);
     default:
       throw Object.assign(new Error(`unknown message kind '${msg.kind}'`), { code: 'invalid_request' });
   }
