@@ -45,7 +45,10 @@ impl Encoder {
         // The file's own settings (all-MiniLM's pads every input to 128) are for training; pad
         // a batch to its longest input and truncate where the model was trained to.
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length: max_tokens.min(config.max_position_embeddings), ..Default::default() }))
+            .with_truncation(Some(TruncationParams {
+                max_length: max_tokens.min(config.max_position_embeddings),
+                ..Default::default()
+            }))
             .map_err(|e| invalid("tokenizer.json")(e.to_string()))?;
         tokenizer.with_padding(Some(PaddingParams::default()));
         Ok((Self { model, tokenizer }, config, vb))

@@ -170,9 +170,14 @@ impl Session {
                 ),
                 OverflowPolicy::TruncateStart => {
                     if req.max_new_tokens >= ctx {
-                        bail!(InvalidRequest, "max_new_tokens {} leaves no room for a prompt in a context of {ctx}", req.max_new_tokens);
+                        bail!(
+                            InvalidRequest,
+                            "max_new_tokens {} leaves no room for a prompt in a context of {ctx}",
+                            req.max_new_tokens
+                        );
                     }
-                    let keep_bos = usize::from(model.tokenizer.bos.is_some() && tokens.first() == model.tokenizer.bos.as_ref());
+                    let keep_bos =
+                        usize::from(model.tokenizer.bos.is_some() && tokens.first() == model.tokenizer.bos.as_ref());
                     let room = ctx - req.max_new_tokens - keep_bos;
                     let cut = tokens.len() - keep_bos - room;
                     tokens.drain(keep_bos..keep_bos + cut);
@@ -191,7 +196,11 @@ impl Session {
             max_new_tokens: req.max_new_tokens,
             sampler,
             decoder: StreamDecoder::default(),
-            stops: StopStrings { stops: req.stop.iter().filter(|s| !s.is_empty()).cloned().collect(), text: String::new(), emitted: 0 },
+            stops: StopStrings {
+                stops: req.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
+                text: String::new(),
+                emitted: 0,
+            },
             finish: None,
             t_start,
             t_first: 0.0,
@@ -280,7 +289,11 @@ impl Session {
 impl Model {
     /// Generate to the end, calling `on_text` with each new piece of text; return `false` from
     /// it to stop early.
-    pub fn generate(&mut self, req: &GenerateRequest, mut on_text: impl FnMut(&str) -> bool) -> Result<GenerationOutput> {
+    pub fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        mut on_text: impl FnMut(&str) -> bool,
+    ) -> Result<GenerationOutput> {
         let mut session = Session::start(self, req)?;
         while let Some(piece) = session.next(self)? {
             if !piece.is_empty() && !on_text(&piece) {

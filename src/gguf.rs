@@ -24,11 +24,37 @@ const MAX_ARRAY_DEPTH: usize = 4;
 /// ggml type ids, names and the subset candle can compute with.
 /// Names follow ggml.h so that an error names the type the way llama.cpp tools print it.
 const GGML_TYPE_NAMES: &[(u32, &str)] = &[
-    (0, "F32"), (1, "F16"), (2, "Q4_0"), (3, "Q4_1"), (6, "Q5_0"), (7, "Q5_1"), (8, "Q8_0"),
-    (9, "Q8_1"), (10, "Q2_K"), (11, "Q3_K"), (12, "Q4_K"), (13, "Q5_K"), (14, "Q6_K"),
-    (15, "Q8_K"), (16, "IQ2_XXS"), (17, "IQ2_XS"), (18, "IQ3_XXS"), (19, "IQ1_S"), (20, "IQ4_NL"),
-    (21, "IQ3_S"), (22, "IQ2_S"), (23, "IQ4_XS"), (24, "I8"), (25, "I16"), (26, "I32"),
-    (27, "I64"), (28, "F64"), (29, "IQ1_M"), (30, "BF16"), (34, "TQ1_0"), (35, "TQ2_0"),
+    (0, "F32"),
+    (1, "F16"),
+    (2, "Q4_0"),
+    (3, "Q4_1"),
+    (6, "Q5_0"),
+    (7, "Q5_1"),
+    (8, "Q8_0"),
+    (9, "Q8_1"),
+    (10, "Q2_K"),
+    (11, "Q3_K"),
+    (12, "Q4_K"),
+    (13, "Q5_K"),
+    (14, "Q6_K"),
+    (15, "Q8_K"),
+    (16, "IQ2_XXS"),
+    (17, "IQ2_XS"),
+    (18, "IQ3_XXS"),
+    (19, "IQ1_S"),
+    (20, "IQ4_NL"),
+    (21, "IQ3_S"),
+    (22, "IQ2_S"),
+    (23, "IQ4_XS"),
+    (24, "I8"),
+    (25, "I16"),
+    (26, "I32"),
+    (27, "I64"),
+    (28, "F64"),
+    (29, "IQ1_M"),
+    (30, "BF16"),
+    (34, "TQ1_0"),
+    (35, "TQ2_0"),
     (39, "MXFP4"),
 ];
 
@@ -65,7 +91,7 @@ fn ggml_dtype(id: u32) -> Option<GgmlDType> {
 /// Bytes a tensor of `dtype` with `elements` elements occupies, or why it cannot exist.
 pub fn tensor_byte_size(dtype: GgmlDType, elements: u64) -> Option<u64> {
     let block = dtype.block_size() as u64;
-    if elements % block != 0 {
+    if !elements.is_multiple_of(block) {
         return None;
     }
     (elements / block).checked_mul(dtype.type_size() as u64)
@@ -200,8 +226,8 @@ fn min_value_bytes(ty: u32) -> u64 {
     match ty {
         0 | 1 | 7 => 1,
         2 | 3 => 2,
-        4 | 5 | 6 => 4,
-        10 | 11 | 12 => 8,
+        4..=6 => 4,
+        10..=12 => 8,
         8 => 8,  // the length prefix of an empty string
         9 => 12, // item type + count of an empty array
         _ => 1,
@@ -213,11 +239,7 @@ pub fn parse(bytes: &[u8]) -> Result<Gguf> {
     let mut r = Reader { bytes, pos: 0 };
     let magic = r.array::<4>(&|| "the GGUF magic".into())?;
     if &magic != MAGIC {
-        bail!(
-            InvalidGguf,
-            "not a GGUF file: it starts with {:02x?}, a GGUF file starts with \"GGUF\"",
-            magic
-        );
+        bail!(InvalidGguf, "not a GGUF file: it starts with {:02x?}, a GGUF file starts with \"GGUF\"", magic);
     }
     let version = r.u32(&|| "the GGUF version".into())?;
     let versioned_magic = match version {
@@ -246,10 +268,7 @@ pub fn parse(bytes: &[u8]) -> Result<Gguf> {
     let alignment = match metadata.get("general.alignment") {
         None => DEFAULT_ALIGNMENT,
         Some(Value::U32(a)) if a.is_power_of_two() => *a as u64,
-        Some(other) => bail!(
-            InvalidGguf,
-            "general.alignment must be a power of two (u32), found {other:?}"
-        ),
+        Some(other) => bail!(InvalidGguf, "general.alignment must be a power of two (u32), found {other:?}"),
     };
 
     struct RawTensor {
@@ -341,9 +360,9 @@ impl<'a> Metadata<'a> {
     }
 
     fn expect(&self, key: &str) -> Result<&'a Value> {
-        self.0.get(key).ok_or_else(|| {
-            Error::new(ErrorCode::MissingMetadata, format!("the GGUF metadata has no '{key}'"))
-        })
+        self.0
+            .get(key)
+            .ok_or_else(|| Error::new(ErrorCode::MissingMetadata, format!("the GGUF metadata has no '{key}'")))
     }
 
     fn wrong_type(key: &str, want: &str, got: &Value) -> Error {

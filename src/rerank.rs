@@ -24,11 +24,17 @@ impl CrossEncoder {
         let (encoder, config, vb) = Encoder::load(config_json, weights, tokenizer_json, MAX_PAIR_TOKENS)?;
         // Hugging Face checkpoints nest the encoder (and its pooler) under "bert."; the
         // classifier sits at the top.
-        let pooler_vb = if vb.contains_tensor("bert.pooler.dense.weight") { vb.pp("bert.pooler.dense") } else { vb.pp("pooler.dense") };
+        let pooler_vb = if vb.contains_tensor("bert.pooler.dense.weight") {
+            vb.pp("bert.pooler.dense")
+        } else {
+            vb.pp("pooler.dense")
+        };
         let hidden = config.hidden_size;
-        let pooler = linear(hidden, hidden, pooler_vb).map_err(|e| invalid("pooler of the cross-encoder")(e.to_string()))?;
-        let classifier = linear(hidden, 1, vb.pp("classifier"))
-            .map_err(|e| invalid("classifier of the cross-encoder (a single relevance logit is expected)")(e.to_string()))?;
+        let pooler =
+            linear(hidden, hidden, pooler_vb).map_err(|e| invalid("pooler of the cross-encoder")(e.to_string()))?;
+        let classifier = linear(hidden, 1, vb.pp("classifier")).map_err(|e| {
+            invalid("classifier of the cross-encoder (a single relevance logit is expected)")(e.to_string())
+        })?;
         Ok(Self { encoder, pooler, classifier })
     }
 

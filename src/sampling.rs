@@ -127,11 +127,7 @@ pub fn banned_ngram_tokens(context: &[u32], n: usize) -> Vec<u32> {
         return Vec::new();
     }
     let prefix = &context[context.len() - (n - 1)..];
-    context
-        .windows(n)
-        .filter(|w| &w[..n - 1] == prefix)
-        .map(|w| w[n - 1])
-        .collect()
+    context.windows(n).filter(|w| &w[..n - 1] == prefix).map(|w| w[n - 1]).collect()
 }
 
 #[cfg(test)]
@@ -145,5 +141,4 @@ mod tests {
         assert!(banned_ngram_tokens(&[1, 2, 3, 4], 3).is_empty());
         assert_eq!(banned_ngram_tokens(&[5, 5], 1), vec![5, 5]);
     }
-
 }

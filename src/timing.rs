@@ -59,5 +59,9 @@ pub struct GenerationTimings {
 }
 
 pub fn per_second(count: usize, ms: f64) -> f64 {
-    if ms > 0.0 { count as f64 * 1000.0 / ms } else { 0.0 }
+    if ms > 0.0 {
+        count as f64 * 1000.0 / ms
+    } else {
+        0.0
+    }
 }

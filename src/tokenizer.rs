@@ -45,7 +45,8 @@ const END_OF_TURN_TOKENS: &[&str] = &["<end_of_turn>", "<|im_end|>", "<|eot_id|>
 /// The Llama 3 pre-tokenizer regex (llama.cpp `llama-bpe`, Hugging Face tokenizer.json).
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// The Qwen 2 pre-tokenizer regex (llama.cpp `qwen2`).
-const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_SPLIT: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,12 +82,7 @@ impl Tokenizer {
             None => vec![TOKEN_NORMAL; tokens.len()],
         };
         if types.len() != tokens.len() {
-            bail!(
-                MissingMetadata,
-                "tokenizer.ggml.token_type has {} entries for {} tokens",
-                types.len(),
-                tokens.len()
-            );
+            bail!(MissingMetadata, "tokenizer.ggml.token_type has {} entries for {} tokens", types.len(), tokens.len());
         }
         let token_id = |key: &str| -> Result<Option<u32>> {
             match md.opt_uint(key)? {
@@ -101,10 +97,9 @@ impl Tokenizer {
         let (kind, mut inner, default_add_bos) = match model {
             "gpt2" => (TokenizerKind::ByteLevelBpe, byte_level_bpe(md, &tokens)?, false),
             "llama" => (TokenizerKind::SentencePiece, sentencepiece(md, &tokens, &types)?, true),
-            other => bail!(
-                Tokenizer,
-                "tokenizer.ggml.model '{other}' is not supported (edgellm reads 'gpt2' and 'llama')"
-            ),
+            other => {
+                bail!(Tokenizer, "tokenizer.ggml.model '{other}' is not supported (edgellm reads 'gpt2' and 'llama')")
+            }
         };
 
         let specials: Vec<AddedToken> = tokens
@@ -246,7 +241,9 @@ fn byte_level_bpe(md: Metadata<'_>, tokens: &[&str]) -> Result<tokenizers::Token
         "llama3" | "llama-bpe" | "llama-v3" => {
             PreTokenizerSequence::new(vec![split(LLAMA3_SPLIT)?, ByteLevel::new(false, true, false).into()]).into()
         }
-        "qwen2" => PreTokenizerSequence::new(vec![split(QWEN2_SPLIT)?, ByteLevel::new(false, true, false).into()]).into(),
+        "qwen2" => {
+            PreTokenizerSequence::new(vec![split(QWEN2_SPLIT)?, ByteLevel::new(false, true, false).into()]).into()
+        }
         // "default", "gpt2" and anything unknown: GPT-2's own regex, the common ancestor.
         _ => byte_level.into(),
     };
@@ -263,10 +260,8 @@ fn sentencepiece(md: Metadata<'_>, tokens: &[&str], types: &[i32]) -> Result<tok
     let add_space_prefix = md.opt_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
     let vocab = vocab_map(tokens);
     let merges = merges_from_scores(tokens, types, &scores);
-    let unk = md
-        .opt_uint("tokenizer.ggml.unknown_token_id")?
-        .and_then(|id| tokens.get(id as usize))
-        .map(|t| t.to_string());
+    let unk =
+        md.opt_uint("tokenizer.ggml.unknown_token_id")?.and_then(|id| tokens.get(id as usize)).map(|t| t.to_string());
     let mut tk = tokenizers::Tokenizer::new(build_bpe(vocab, merges, true, unk)?);
 
     // SentencePiece writes spaces as U+2581 and (optionally) puts one in front of the text.
@@ -293,12 +288,8 @@ fn sentencepiece(md: Metadata<'_>, tokens: &[&str], types: &[i32]) -> Result<tok
 /// The merge list that makes BPE reproduce SentencePiece: every split of a normal token into two
 /// normal tokens is a merge, ranked by the merged token's score (highest first), ties by ids.
 pub fn merges_from_scores(tokens: &[&str], types: &[i32], scores: &[f32]) -> Vec<(String, String)> {
-    let normal: HashMap<&str, u32> = tokens
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| types[*i] == TOKEN_NORMAL)
-        .map(|(i, t)| (*t, i as u32))
-        .collect();
+    let normal: HashMap<&str, u32> =
+        tokens.iter().enumerate().filter(|(i, _)| types[*i] == TOKEN_NORMAL).map(|(i, t)| (*t, i as u32)).collect();
     let mut ranked: Vec<(f32, u32, u32, u32)> = Vec::new();
     for (merged_id, token) in tokens.iter().enumerate() {
         if types[merged_id] != TOKEN_NORMAL {
@@ -312,8 +303,5 @@ pub fn merges_from_scores(tokens: &[&str], types: &[i32], scores: &[f32]) -> Vec
         }
     }
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
-    ranked
-        .into_iter()
-        .map(|(_, _, l, r)| (tokens[l as usize].to_string(), tokens[r as usize].to_string()))
-        .collect()
+    ranked.into_iter().map(|(_, _, l, r)| (tokens[l as usize].to_string(), tokens[r as usize].to_string())).collect()
 }

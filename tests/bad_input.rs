@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{load, model_bytes, GgufWriter, V, SMOLLM2};
+use common::{load, model_bytes, GgufWriter, SMOLLM2, V};
 use edgellm::timing::native_clock;
 use edgellm::{Error, ErrorCode, GenerateRequest, LoadOptions, Model};
 
@@ -27,6 +27,13 @@ fn llama_header(w: &mut GgufWriter) {
         .kv("llama.embedding_length", V::U32(32))
         .kv("llama.attention.head_count", V::U32(1))
         .kv("llama.context_length", V::U32(64));
+}
+
+/// A file with one tensor entry and `data` bytes of tensor data.
+fn one_tensor(name: &str, dims: &[u64], ty: u32, offset: u64, data: usize) -> Vec<u8> {
+    let mut w = GgufWriter::header(3, 1, 0);
+    w.tensor(name, dims, ty, offset).data(&vec![0; data]);
+    w.bytes()
 }
 
 #[test]
@@ -95,38 +102,32 @@ fn malformed_values() {
 #[test]
 fn hostile_tensor_directory() {
     // Dimensions whose product overflows u64.
-    let mut w = GgufWriter::header(3, 1, 0);
-    w.tensor("t", &[1 << 40, 1 << 40], 0, 0);
-    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "overflows");
+    assert_err(&one_tensor("t", &[1 << 40, 1 << 40], 0, 0, 0), ErrorCode::InvalidGguf, "overflows");
 
-    let mut w = GgufWriter::header(3, 1, 0);
-    w.tensor("t", &[1, 1, 1, 1, 1], 0, 0);
-    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "5 dimensions");
+    assert_err(&one_tensor("t", &[1, 1, 1, 1, 1], 0, 0, 0), ErrorCode::InvalidGguf, "5 dimensions");
 
     // Data outside the file: 2^31 f32 values claimed, 32 bytes present.
-    let mut w = GgufWriter::header(3, 1, 0);
-    w.tensor("blk.0.attn_q.weight", &[1 << 31], 0, 0).data(&[0; 32]);
-    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "'blk.0.attn_q.weight' needs bytes 0..8589934592");
+    assert_err(
+        &one_tensor("blk.0.attn_q.weight", &[1 << 31], 0, 0, 32),
+        ErrorCode::InvalidGguf,
+        "'blk.0.attn_q.weight' needs bytes 0..8589934592",
+    );
 
     // Offset past the end.
-    let mut w = GgufWriter::header(3, 1, 0);
-    w.tensor("t", &[8], 0, 1 << 20).data(&[0; 32]);
-    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "truncated");
+    assert_err(&one_tensor("t", &[8], 0, 1 << 20, 32), ErrorCode::InvalidGguf, "truncated");
 
     // Not a whole number of quantization blocks.
-    let mut w = GgufWriter::header(3, 1, 0);
-    w.tensor("t", &[33], 2, 0).data(&[0; 64]);
-    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "block size");
+    assert_err(&one_tensor("t", &[33], 2, 0, 64), ErrorCode::InvalidGguf, "block size");
 }
 
 #[test]
 fn unknown_quantization_is_named() {
-    let mut w = GgufWriter::header(3, 1, 0);
-    w.tensor("blk.0.ffn_up.weight", &[256], 16, 0).data(&[0; 256]);
-    assert_err(&w.bytes(), ErrorCode::UnsupportedTensorType, "'blk.0.ffn_up.weight' uses quantization IQ2_XXS");
-    let mut w = GgufWriter::header(3, 1, 0);
-    w.tensor("t", &[256], 77, 0).data(&[0; 256]);
-    assert_err(&w.bytes(), ErrorCode::UnsupportedTensorType, "unknown type 77");
+    assert_err(
+        &one_tensor("blk.0.ffn_up.weight", &[256], 16, 0, 256),
+        ErrorCode::UnsupportedTensorType,
+        "'blk.0.ffn_up.weight' uses quantization IQ2_XXS",
+    );
+    assert_err(&one_tensor("t", &[256], 77, 0, 256), ErrorCode::UnsupportedTensorType, "unknown type 77");
 }
 
 #[test]

@@ -8,8 +8,11 @@ fn embedder() -> Embedder {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/edgellm/models"))
         .join("minilm-l6");
-    let read = |f: &str| std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e} (run python3 models/fetch.py minilm-l6)"));
-    Embedder::load(&read("config.json"), &read("model.safetensors"), &read("tokenizer.json"), DEFAULT_MAX_TOKENS).unwrap()
+    let read = |f: &str| {
+        std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e} (run python3 models/fetch.py minilm-l6)"))
+    };
+    Embedder::load(&read("config.json"), &read("model.safetensors"), &read("tokenizer.json"), DEFAULT_MAX_TOKENS)
+        .unwrap()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -20,8 +23,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn vectors_agree_with_the_numpy_reference() {
-    let fixture: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/minilm-reference.json")).unwrap();
+    let fixture: serde_json::Value = serde_json::from_str(include_str!("fixtures/minilm-reference.json")).unwrap();
     let sentences: Vec<&str> = fixture["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     let expected: Vec<Vec<f32>> = fixture["embeddings"]
         .as_array()

@@ -20,15 +20,24 @@ fn smollm2_answers_paris_greedily_and_reports_timings() {
     assert_eq!(model.info.architecture, "llama");
     assert_eq!(model.info.context_length, 4096, "8192 trained, capped to 4096 by default");
     let mut streamed = String::new();
-    let out = model.generate(&question(), |piece| {
-        streamed.push_str(piece);
-        true
-    }).unwrap();
+    let out = model
+        .generate(&question(), |piece| {
+            streamed.push_str(piece);
+            true
+        })
+        .unwrap();
     assert!(out.text.contains("Paris"), "{:?}", out.text);
     assert_eq!(streamed, out.text);
     assert_eq!(out.finish_reason, FinishReason::Stop, "ends on <|im_end|>");
     let t = &out.timings;
-    assert_eq!(t.prompt_tokens, model.tokenizer.encode(&model.template.render(question().messages.as_ref().unwrap(), true).unwrap(), true).unwrap().len());
+    assert_eq!(
+        t.prompt_tokens,
+        model
+            .tokenizer
+            .encode(&model.template.render(question().messages.as_ref().unwrap(), true).unwrap(), true)
+            .unwrap()
+            .len()
+    );
     assert!(t.generated_tokens > 3 && t.generated_tokens < 20, "{t:?}");
     assert!(t.prefill_ms > 0.0 && t.prefill_tok_s > 0.0 && t.decode_tok_s > 0.0, "{t:?}");
     assert!(t.time_to_first_token_ms >= t.prefill_ms && t.total_ms >= t.time_to_first_token_ms, "{t:?}");
@@ -68,7 +77,8 @@ fn seeded_sampling_is_reproducible() {
 #[test]
 fn reference_sampling_settings_run_and_never_repeat_a_trigram() {
     let mut model = load(SMOLLM2);
-    let mut req = GenerateRequest::text("List the benefits of recycling: recycling saves energy, recycling saves energy,");
+    let mut req =
+        GenerateRequest::text("List the benefits of recycling: recycling saves energy, recycling saves energy,");
     req.max_new_tokens = 40;
     req.sampling = SamplingParams::reference();
     let mut session = Session::start(&model, &req).unwrap();
@@ -107,10 +117,12 @@ fn the_caller_can_cancel_between_tokens() {
     let mut req = GenerateRequest::text("1, 2, 3, 4, 5,");
     req.max_new_tokens = 100;
     let mut pieces = 0;
-    let out = model.generate(&req, |_| {
-        pieces += 1;
-        pieces < 5
-    }).unwrap();
+    let out = model
+        .generate(&req, |_| {
+            pieces += 1;
+            pieces < 5
+        })
+        .unwrap();
     assert_eq!(out.finish_reason, FinishReason::Aborted);
     assert!(out.timings.generated_tokens <= 6, "{:?}", out.timings);
 }
@@ -149,6 +161,10 @@ fn invalid_requests_are_explained() {
     req.sampling.top_p = 0.0;
     let e = model.generate(&req, |_| true).unwrap_err();
     assert!(e.message.contains("top_p"), "{}", e.message);
-    let both = GenerateRequest { prompt: Some("a".into()), messages: Some(vec![Message::new("user", "b")]), ..Default::default() };
+    let both = GenerateRequest {
+        prompt: Some("a".into()),
+        messages: Some(vec![Message::new("user", "b")]),
+        ..Default::default()
+    };
     assert_eq!(model.generate(&both, |_| true).unwrap_err().code, ErrorCode::InvalidRequest);
 }

@@ -16,12 +16,14 @@ fn minilm_dir() -> std::path::PathBuf {
 }
 
 fn read(file: &str) -> Vec<u8> {
-    std::fs::read(minilm_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e} (run python3 models/fetch.py minilm-l6)"))
+    std::fs::read(minilm_dir().join(file))
+        .unwrap_or_else(|e| panic!("{file}: {e} (run python3 models/fetch.py minilm-l6)"))
 }
 
 /// all-MiniLM-L6-v2's tensors plus the formula classifier, as safetensors bytes.
 fn cross_encoder_weights() -> Vec<u8> {
-    let mut tensors: HashMap<String, Tensor> = candle_core::safetensors::load_buffer(&read("model.safetensors"), &Device::Cpu).unwrap();
+    let mut tensors: HashMap<String, Tensor> =
+        candle_core::safetensors::load_buffer(&read("model.safetensors"), &Device::Cpu).unwrap();
     let weight: Vec<f32> = (0..384).map(|i| 0.05 * ((i + 1) as f32).sin()).collect();
     tensors.insert("classifier.weight".into(), Tensor::from_vec(weight, (1, 384), &Device::Cpu).unwrap());
     tensors.insert("classifier.bias".into(), Tensor::new(&[0.1f32], &Device::Cpu).unwrap());
@@ -34,7 +36,8 @@ fn cross_encoder_weights() -> Vec<u8> {
 
 #[test]
 fn cross_encoder_logits_match_the_numpy_reference() {
-    let fixture: serde_json::Value = serde_json::from_str(include_str!("fixtures/cross-encoder-reference.json")).unwrap();
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/cross-encoder-reference.json")).unwrap();
     let weights = cross_encoder_weights();
     let reranker = CrossEncoder::load(&read("config.json"), &weights, &read("tokenizer.json")).unwrap();
     let pairs = fixture["pairs"].as_array().unwrap();
@@ -53,7 +56,8 @@ fn cross_encoder_logits_match_the_numpy_reference() {
 
 #[test]
 fn an_encoder_without_a_classifier_is_refused() {
-    let e = CrossEncoder::load(&read("config.json"), &read("model.safetensors"), &read("tokenizer.json")).err().unwrap();
+    let e =
+        CrossEncoder::load(&read("config.json"), &read("model.safetensors"), &read("tokenizer.json")).err().unwrap();
     assert_eq!(e.code, edgellm::ErrorCode::InvalidWeights);
     assert!(e.message.contains("classifier"), "{}", e.message);
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{model_bytes, GgufWriter, V, SMOLLM2};
+use common::{model_bytes, GgufWriter, SMOLLM2, V};
 use edgellm::gguf;
 use edgellm::template::{preset_names, ChatTemplate, Message};
 use edgellm::tokenizer::Tokenizer;

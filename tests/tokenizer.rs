@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{model_bytes, GgufWriter, V, GEMMA3, SMOLLM2};
+use common::{model_bytes, GgufWriter, GEMMA3, SMOLLM2, V};
 use edgellm::gguf;
 use edgellm::tokenizer::{StreamDecoder, Tokenizer, TokenizerKind};
 
@@ -93,7 +93,14 @@ fn llama_sentencepiece_matches_llama_tokenizer_js() {
 
     let tokens: Vec<&str> = fixture["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
     assert_eq!(tokens.len(), 32000);
-    let types: Vec<i32> = (0..tokens.len()).map(|i| match i { 0 => 2, 1 | 2 => 3, 3..=258 => 6, _ => 1 }).collect();
+    let types: Vec<i32> = (0..tokens.len())
+        .map(|i| match i {
+            0 => 2,
+            1 | 2 => 3,
+            3..=258 => 6,
+            _ => 1,
+        })
+        .collect();
     let scores: Vec<f32> = fixture["scores"].as_array().unwrap().iter().map(|s| s.as_f64().unwrap() as f32).collect();
     let mut w = GgufWriter::header(3, 0, 9);
     w.kv("general.architecture", V::Str("llama"))

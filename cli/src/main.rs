@@ -80,7 +80,8 @@ enum Command {
 
 fn load(args: &ModelArgs) -> Result<Model, String> {
     let bytes = std::fs::read(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
-    let opts = LoadOptions { context_length: args.context_length, template: args.template.clone(), max_memory_bytes: None };
+    let opts =
+        LoadOptions { context_length: args.context_length, template: args.template.clone(), max_memory_bytes: None };
     Model::load(&bytes, &opts, native_clock).map_err(|e| e.to_string())
 }
 

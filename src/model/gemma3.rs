@@ -29,10 +29,8 @@ struct Rotary {
 
 impl Rotary {
     fn new(head_dim: usize, freq_base: f32, max_positions: usize, device: &Device) -> Result<Self> {
-        let inv_freq: Vec<f32> = (0..head_dim)
-            .step_by(2)
-            .map(|i| 1.0 / freq_base.powf(i as f32 / head_dim as f32))
-            .collect();
+        let inv_freq: Vec<f32> =
+            (0..head_dim).step_by(2).map(|i| 1.0 / freq_base.powf(i as f32 / head_dim as f32)).collect();
         let inv_freq = Tensor::new(inv_freq.as_slice(), device)?;
         let angles = Tensor::arange(0, max_positions as u32, device)?
             .to_dtype(DType::F32)?
@@ -145,8 +143,18 @@ impl Gemma3 {
             layers,
             norm: norm("output_norm.weight")?,
             output: matmul(output_name)?,
-            rope_local: Rotary::new(head_dim, getf("rope.local_freq_base", DEFAULT_ROPE_FREQ_LOCAL), max_positions, device)?,
-            rope_global: Rotary::new(head_dim, getf("rope.freq_base", DEFAULT_ROPE_FREQ_GLOBAL), max_positions, device)?,
+            rope_local: Rotary::new(
+                head_dim,
+                getf("rope.local_freq_base", DEFAULT_ROPE_FREQ_LOCAL),
+                max_positions,
+                device,
+            )?,
+            rope_global: Rotary::new(
+                head_dim,
+                getf("rope.freq_base", DEFAULT_ROPE_FREQ_GLOBAL),
+                max_positions,
+                device,
+            )?,
             n_head,
             n_kv_head,
             head_dim,
@@ -227,14 +235,24 @@ impl Gemma3 {
 /// `first_key..first_key+kv_len`: causal, and on local layers only the last `window` positions
 /// (Hugging Face and llama.cpp: a query sees keys with `q - k < window`). `None` when nothing
 /// is masked.
-fn attention_mask(seq_len: usize, pos: usize, first_key: usize, kv_len: usize, window: Option<usize>) -> Option<Vec<f32>> {
+fn attention_mask(
+    seq_len: usize,
+    pos: usize,
+    first_key: usize,
+    kv_len: usize,
+    window: Option<usize>,
+) -> Option<Vec<f32>> {
     let mut any = false;
     let mask = (0..seq_len)
         .flat_map(|qi| (0..kv_len).map(move |ki| (pos + qi, first_key + ki)))
         .map(|(q, k)| {
             let hidden = k > q || window.is_some_and(|w| q - k >= w);
             any |= hidden;
-            if hidden { f32::NEG_INFINITY } else { 0.0 }
+            if hidden {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            }
         })
         .collect();
     any.then_some(mask)

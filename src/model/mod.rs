@@ -85,9 +85,10 @@ impl TensorSource<'_> {
     /// An embedding table kept in its quantized form.
     pub fn embedding(&self, name: &str) -> Result<QuantizedEmbedding> {
         let info = &self.content.tensor_infos[name];
-        let (rows, dim) = info.shape.dims2().map_err(|_| {
-            Error::new(ErrorCode::InvalidGguf, format!("embedding '{name}' is not two-dimensional"))
-        })?;
+        let (rows, dim) = info
+            .shape
+            .dims2()
+            .map_err(|_| Error::new(ErrorCode::InvalidGguf, format!("embedding '{name}' is not two-dimensional")))?;
         let dtype = info.ggml_dtype;
         let row_bytes = dim / dtype.block_size() * dtype.type_size();
         let start = (self.content.tensor_data_offset + info.offset) as usize;
@@ -147,9 +148,7 @@ fn estimate_memory(g: &Gguf, arch: &str, ctx: usize) -> Result<u64> {
         ("llama", Some(info)) => info.shape.elem_count() as u64 * 4,
         _ => 0,
     };
-    let kv_cache = (ctx as u64)
-        .saturating_mul(n_layer)
-        .saturating_mul(2 * n_kv * head_dim * 4);
+    let kv_cache = (ctx as u64).saturating_mul(n_layer).saturating_mul(2 * n_kv * head_dim * 4);
     Ok(g.total_tensor_bytes().saturating_add(embd_f32).saturating_add(kv_cache))
 }
 

@@ -15,7 +15,11 @@ pub fn model_path(file: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/edgellm/models"));
     let path = dir.join(file);
-    assert!(path.exists(), "{} is missing: run ./test.sh, or python3 models/fetch.py smollm2-135m gemma3-270m", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run ./test.sh, or python3 models/fetch.py smollm2-135m gemma3-270m",
+        path.display()
+    );
     path
 }
 
@@ -110,7 +114,7 @@ impl GgufWriter {
     }
     /// Pad to the 32-byte alignment and append the tensor data.
     pub fn data(&mut self, bytes: &[u8]) -> &mut Self {
-        while self.buf.len() % 32 != 0 {
+        while !self.buf.len().is_multiple_of(32) {
             self.buf.push(0);
         }
         self.buf.extend_from_slice(bytes);
