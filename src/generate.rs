@@ -39,6 +39,9 @@ pub struct GenerateRequest {
     /// Generation ends when the text contains one of these; the text returned stops before it.
     pub stop: Vec<String>,
     pub overflow: OverflowPolicy,
+    /// Keep generating through end-of-turn tokens until `max_new_tokens` (benchmarks use it so
+    /// every run produces the same number of tokens).
+    pub ignore_eos: bool,
     #[serde(flatten)]
     pub sampling: SamplingParams,
 }
@@ -51,6 +54,7 @@ impl Default for GenerateRequest {
             max_new_tokens: DEFAULT_MAX_NEW_TOKENS,
             stop: Vec::new(),
             overflow: OverflowPolicy::Error,
+            ignore_eos: false,
             sampling: SamplingParams::default(),
         }
     }
@@ -132,6 +136,7 @@ pub struct Session {
     /// Tokens already in the model's KV cache.
     cached: usize,
     max_new_tokens: usize,
+    ignore_eos: bool,
     sampler: Sampler,
     decoder: StreamDecoder,
     stops: StopStrings,
@@ -194,6 +199,7 @@ impl Session {
             tokens,
             cached: 0,
             max_new_tokens: req.max_new_tokens,
+            ignore_eos: req.ignore_eos,
             sampler,
             decoder: StreamDecoder::default(),
             stops: StopStrings {
@@ -257,7 +263,7 @@ impl Session {
         self.timings.decode_tok_s = per_second(self.timings.generated_tokens - 1, self.timings.decode_ms);
         self.timings.total_ms = now - self.t_start;
 
-        if model.tokenizer.is_stop_token(token) {
+        if !self.ignore_eos && model.tokenizer.is_stop_token(token) {
             self.finish = Some(FinishReason::Stop);
             return Ok(Some(self.stops.flush()));
         }

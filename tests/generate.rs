@@ -109,6 +109,14 @@ fn stop_strings_and_max_new_tokens_end_generation() {
     req.max_new_tokens = 3;
     let out = model.generate(&req, |_| true).unwrap();
     assert_eq!((out.finish_reason, out.timings.generated_tokens), (FinishReason::Length, 3));
+
+    // A chat answer ends on <|im_end|> after a few tokens unless told to run on (benchmarks).
+    let mut chat = question();
+    chat.max_new_tokens = 40;
+    assert_eq!(model.generate(&chat, |_| true).unwrap().finish_reason, FinishReason::Stop);
+    chat.ignore_eos = true;
+    let out = model.generate(&chat, |_| true).unwrap();
+    assert_eq!((out.finish_reason, out.timings.generated_tokens), (FinishReason::Length, 40));
 }
 
 #[test]

@@ -3,18 +3,14 @@
 // Every piece of document text and model output reaches the page through textContent/append of
 // strings: none of it is ever parsed as HTML.
 import { WorkerEngine, loadTokenizer } from '../engine/index.js';
-import { chunkDocument } from '../rag/chunk.js';
 import { DocumentIndex } from '../rag/index.js';
-import { retrieve } from '../rag/retrieve.js';
-import { buildMessages } from '../rag/prompt.js';
+import { buildCitedPrompt, indexDocuments, sampleCorpus } from '../rag/pipeline.js';
 import { getModel, clearModels } from './storage.js';
 import { readDocument, ACCEPTED } from './documents.js';
 import { loadIndex, saveIndex } from './store.js';
 
 const $ = (id) => document.getElementById(id);
 const WASM32_LIMIT = 4 * 2 ** 30;
-/** Tokens the chat template adds around the messages (role markers, BOS); generous. */
-const TEMPLATE_OVERHEAD = 64;
 
 const state = {
   registry: null,
@@ -117,15 +113,10 @@ function rerankerFromUrl(base) {
 
 // ---- documents --------------------------------------------------------------------------
 
-async function indexDocuments(docs) {
+async function addDocuments(docs) {
   await state.embedderReady;
-  for (const doc of docs) {
-    if (state.index.sources.includes(doc.name)) state.index.removeSource(doc.name);
-    const chunks = chunkDocument(doc, { size: num('chunk-size'), overlap: num('chunk-overlap') });
-    say('doc-status', `embedding ${chunks.length} passages of ${doc.name}…`);
-    const vectors = await state.engine.embed(chunks.map((c) => c.text));
-    state.index.addChunks(chunks, vectors);
-  }
+  const settings = { size: num('chunk-size'), overlap: num('chunk-overlap') };
+  await indexDocuments(state.index, docs, (texts) => state.engine.embed(texts), settings, (msg) => say('doc-status', msg));
   await saveIndex(state.index.toJSON());
   renderDocuments();
 }
@@ -134,7 +125,7 @@ async function addFiles(files) {
   try {
     const docs = [];
     for (const file of files) docs.push(await readDocument(file));
-    await indexDocuments(docs);
+    await addDocuments(docs);
     say('doc-status', `Added ${docs.map((d) => d.name).join(', ')}.`);
   } catch (e) {
     say('doc-status', e.message, true);
@@ -142,12 +133,7 @@ async function addFiles(files) {
 }
 
 async function loadDefaultCorpus() {
-  const list = await (await fetch('corpus/index.json')).json();
-  const docs = await Promise.all(list.documents.map(async ({ file }) => ({
-    name: file,
-    pages: [{ page: 1, text: await (await fetch(`corpus/${file}`)).text() }],
-  })));
-  await indexDocuments(docs);
+  await addDocuments(await sampleCorpus(async (file) => (await fetch(`corpus/${file}`)).text()));
 }
 
 function renderDocuments() {
@@ -196,21 +182,20 @@ async function ask() {
   $('stop').disabled = false;
   state.controller = new AbortController();
   try {
-    const retrieval = await retrieve({
-      index: state.index,
-      query: question,
-      embed: (texts) => state.engine.embed(texts),
-      topKInitial: num('top-k-initial'),
-      topKFinal: num('top-k-final'),
-      weights: { lexical: num('weight-lexical'), dense: num('weight-dense') },
-      rerank: state.rerankerLoaded ? (q, candidates) => state.engine.rerank(q, candidates.map((c) => c.text)) : undefined,
-    });
-    const { messages, sources } = buildMessages({
+    const { messages, sources, retrieval } = await buildCitedPrompt({
       question,
-      passages: retrieval.passages,
       history: state.history,
+      index: state.index,
+      embed: (texts) => state.engine.embed(texts),
       countTokens: state.tokenizer.count,
-      contextBudget: state.modelInfo.contextLength - num('max-new-tokens') - TEMPLATE_OVERHEAD,
+      contextLength: state.modelInfo.contextLength,
+      maxNewTokens: num('max-new-tokens'),
+      retrieval: {
+        topKInitial: num('top-k-initial'),
+        topKFinal: num('top-k-final'),
+        weights: { lexical: num('weight-lexical'), dense: num('weight-dense') },
+        rerank: state.rerankerLoaded ? (q, candidates) => state.engine.rerank(q, candidates.map((c) => c.text)) : undefined,
+      },
     });
     renderSources(sources);
     const result = await state.engine.generate(

@@ -29,6 +29,8 @@ export interface GenerateRequest extends SamplingOptions {
   stop?: string[];
   /** What to do when the prompt does not fit: 'error' (default) or 'truncate_start'. */
   overflow?: 'error' | 'truncate_start';
+  /** Generate exactly maxNewTokens, through end-of-turn tokens (for benchmarks). */
+  ignoreEos?: boolean;
   signal?: AbortSignal;
 }
 

@@ -1,0 +1,99 @@
+// The headless benchmark: the same www/bench/bench.js in Node (the edge-worker path) and in
+// headless Chromium (the page, engine in a Web Worker), printed in the reference format.
+//   node scripts/bench.mjs [--models smollm2-135m,gemma3-270m] [--tokens 64] [--queries 3]
+//                          [--reps 1] [--json FILE] [--only node|chromium]
+import { readFile, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Engine, Embedder, loadTokenizer } from '../www/engine/index.js';
+import { DocumentIndex } from '../www/rag/index.js';
+import { buildCitedPrompt, indexDocuments, sampleCorpus } from '../www/rag/pipeline.js';
+import { BENCH_QUERIES, benchmarkModel, formatTable } from '../www/bench/bench.js';
+
+const { values: args } = parseArgs({
+  options: {
+    models: { type: 'string' }, tokens: { type: 'string', default: '64' }, queries: { type: 'string', default: String(BENCH_QUERIES.length) },
+    reps: { type: 'string', default: '1' }, json: { type: 'string' }, only: { type: 'string' },
+  },
+});
+const registry = JSON.parse(await readFile(new URL('../models/registry.json', import.meta.url)));
+const modelIds = (args.models ?? registry.default).split(',');
+const maxNewTokens = Number(args.tokens);
+const repetitions = Number(args.reps);
+const queries = BENCH_QUERIES.slice(0, Number(args.queries));
+const modelsDir = join(process.env.EDGELLM_CACHE ?? join(homedir(), '.cache', 'edgellm'), 'models');
+
+async function inNode() {
+  const embedder = await Embedder.load();
+  const embed = (texts) => embedder.embed(texts);
+  const index = new DocumentIndex();
+  const corpus = new URL('../www/corpus/', import.meta.url);
+  await indexDocuments(index, await sampleCorpus((f) => readFile(new URL(f, corpus), 'utf8')), embed);
+  const rows = [];
+  for (const id of modelIds) {
+    const entry = registry.models.find((m) => m.id === id);
+    const engine = new Engine();
+    let tokenizer;
+    let contextLength;
+    rows.push(await benchmarkModel({
+      model: id,
+      engine: {
+        load: async (buffer, options) => {
+          tokenizer = await loadTokenizer(buffer);
+          const info = await engine.load(buffer, options);
+          contextLength = info.contextLength;
+          return info;
+        },
+        generate: (request) => engine.generate(request),
+      },
+      fetchModel: async () => {
+        const t0 = performance.now();
+        const buffer = await readFile(join(modelsDir, entry.file));
+        return { buffer, fromCache: true, fetchMs: performance.now() - t0 };
+      },
+      retrieveContext: async (question) => {
+        const { messages, retrieval } = await buildCitedPrompt({ question, index, embed, countTokens: tokenizer.count, contextLength, maxNewTokens });
+        return { messages, retrievalMs: retrieval.timings.totalMs, embedMs: retrieval.timings.embedMs };
+      },
+      memory: async () => Engine.memory(),
+      onProgress: ({ model, step }) => process.stderr.write(`node ${model}: ${step}\n`),
+      queries, maxNewTokens, repetitions,
+      loadOptions: { template: entry.template === 'none' ? undefined : entry.template },
+    }));
+    engine.unload();
+    tokenizer.free();
+  }
+  embedder.free();
+  return { runtime: `node ${process.version}`, rows };
+}
+
+async function inChromium() {
+  const { withBrowser } = await import('../tests/browser/chromium.mjs');
+  return withBrowser(async ({ page, url, logs }) => {
+    page.on('console', (m) => m.type() === 'error' && process.stderr.write(`chromium: ${m.text()}\n`));
+    await page.goto(`${url}bench/?models=${modelIds.join(',')}&tokens=${maxNewTokens}&queries=${queries.length}&reps=${repetitions}&autorun=1`);
+    const poll = setInterval(async () => process.stderr.write(`chromium: ${await page.textContent('#progress').catch(() => '')}\n`), 15000);
+    try {
+      await page.waitForFunction(() => window.benchResults, null, { timeout: 0 });
+    } finally {
+      clearInterval(poll);
+    }
+    const result = await page.evaluate(() => window.benchResults);
+    if (result.error) throw new Error(`the benchmark page failed: ${result.error}\n${logs.join('\n')}`);
+    return { runtime: `chromium (${result.crossOriginIsolated ? 'cross-origin isolated' : 'not isolated'})`, rows: result.rows };
+  });
+}
+
+const runs = [];
+if (args.only !== 'chromium') runs.push(await inNode());
+if (args.only !== 'node') runs.push(await inChromium());
+for (const run of runs) {
+  console.log(`\n${run.runtime} — ${queries.length} question(s) × ${repetitions}, ${maxNewTokens} greedy tokens each, full RAG path\n`);
+  console.log(formatTable(run.rows));
+}
+console.log('\nPeer (wllama on the same GGUF): not measured yet — no peer row in this version.');
+if (args.json) {
+  await writeFile(args.json, JSON.stringify({ date: new Date().toISOString(), maxNewTokens, repetitions, queries, runs, peer: { measured: false, reason: 'wllama row not implemented yet' } }, null, 2));
+  console.log(`wrote ${args.json}`);
+}

@@ -1,0 +1,31 @@
+// The headless benchmark command on the default model with a short setting: its JSON carries
+// every field with plausible values, for Node and for Chromium, and says why no peer row.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readFile, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+test('scripts/bench.mjs writes a complete, plausible JSON report', { timeout: 600_000 }, async () => {
+  const out = join(await mkdtemp(join(tmpdir(), 'edgellm-bench-')), 'bench.json');
+  const { stdout } = await promisify(execFile)('node', ['scripts/bench.mjs', '--tokens', '16', '--queries', '1', '--json', out], { maxBuffer: 1 << 24 });
+  assert.match(stdout, /\| Model \| Load Time \| Avg Query Time \| Total Time \|/);
+  const report = JSON.parse(await readFile(out, 'utf8'));
+  assert.equal(report.runs.length, 2, 'node and chromium');
+  assert.ok(report.peer.measured || report.peer.reason, 'a peer row or the reason for its absence');
+  for (const run of report.runs) {
+    const [row] = run.rows;
+    assert.equal(row.model, 'smollm2-135m');
+    for (const k of ['parseMs', 'weightsMs', 'totalMs']) assert.ok(row.load[k] > 0, `${run.runtime} load.${k}`);
+    assert.ok(row.avgQueryMs > 0 && row.totalMs >= row.avgQueryMs, run.runtime);
+    assert.equal(row.generatedTokens, 16, 'a fixed token count');
+    assert.equal(row.queries[0].generatedTokens, 16);
+    assert.ok(row.queries[0].rag && row.queries[0].promptTokens > 50, 'the question went through retrieval');
+    assert.ok(row.retrievalMs.median > 0 && row.embedMs.median > 0, run.runtime);
+    assert.ok(row.prefillTokS.median > 0 && row.decodeTokS.median > 0 && row.rawDecodeTokS.median > 0, run.runtime);
+    assert.ok(row.timeToFirstTokenMs.median > 0, run.runtime);
+    assert.ok(row.peakWasmBytes > 100 * 2 ** 20, `${run.runtime} peak wasm memory ${row.peakWasmBytes}`);
+  }
+});

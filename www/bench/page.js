@@ -1,0 +1,153 @@
+// The Benchmark view: runs www/bench/bench.js on the chosen models in this browser, shows the
+// reference-format table and a bar chart, exports JSON/CSV, keeps earlier runs. URL parameters
+// (?models=a,b&tokens=16&queries=1&reps=1&autorun=1) let scripts/bench.mjs drive it headless.
+import { WorkerEngine, loadTokenizer } from '../engine/index.js';
+import { DocumentIndex } from '../rag/index.js';
+import { buildCitedPrompt, indexDocuments, sampleCorpus } from '../rag/pipeline.js';
+import { getModel } from '../app/storage.js';
+import { BENCH_QUERIES, benchmarkModel, formatTable, toCSV } from './bench.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const HISTORY_KEY = 'edgellm-bench-history';
+let registry;
+let lastRun = null;
+
+function modelUrl(entry, file = entry.file) {
+  return entry.wheels?.length || entry.files ? `../models/${entry.dir ? `${entry.dir}/` : ''}${file}` : entry.source;
+}
+
+async function embedderFiles() {
+  const entry = registry.models.find((m) => m.kind === 'embedding');
+  const files = {};
+  for (const [key, name] of [['config', 'config.json'], ['weights', 'model.safetensors'], ['tokenizer', 'tokenizer.json']]) {
+    const spec = entry.files.find((f) => f.file === name);
+    files[key] = new Uint8Array((await getModel({ url: modelUrl(entry, name), sha256: spec.sha256 })).buffer);
+  }
+  return files;
+}
+
+async function run() {
+  $('run').disabled = true;
+  const ids = [...document.querySelectorAll('#models input:checked')].map((i) => i.value);
+  const queries = $('queries').value.split('\n').map((q) => q.trim()).filter(Boolean);
+  const maxNewTokens = Number($('tokens').value);
+  const repetitions = Number($('reps').value);
+  const progress = (text) => { $('progress').textContent = text; };
+  try {
+    const engine = new WorkerEngine();
+    progress('indexing the sample corpus…');
+    await engine.loadEmbedder(await embedderFiles());
+    const embed = (texts) => engine.embed(texts);
+    const index = new DocumentIndex();
+    await indexDocuments(index, await sampleCorpus(async (f) => (await fetch(`../corpus/${f}`)).text()), embed);
+    const rows = [];
+    for (const id of ids) {
+      const entry = registry.models.find((m) => m.id === id);
+      let tokenizer = null;
+      let contextLength = 0;
+      const row = await benchmarkModel({
+        model: id,
+        engine: {
+          load: async (buffer, options) => {
+            tokenizer?.free();
+            tokenizer = await loadTokenizer(buffer);
+            const info = await engine.load(buffer, { ...options, transfer: true });
+            contextLength = info.contextLength;
+            return info;
+          },
+          generate: (request) => engine.generate(request),
+        },
+        fetchModel: async () => {
+          const t0 = performance.now();
+          const { buffer, fromCache } = await getModel({ url: modelUrl(entry), sha256: entry.sha256 });
+          return { buffer, fromCache, fetchMs: performance.now() - t0 };
+        },
+        retrieveContext: async (question) => {
+          const { messages, retrieval } = await buildCitedPrompt({ question, index, embed, countTokens: tokenizer.count, contextLength, maxNewTokens });
+          return { messages, retrievalMs: retrieval.timings.totalMs, embedMs: retrieval.timings.embedMs };
+        },
+        memory: () => engine.memory(),
+        onProgress: ({ model, step }) => progress(`${model}: ${step}`),
+        queries, maxNewTokens, repetitions,
+        loadOptions: { template: entry.template === 'none' ? undefined : entry.template },
+      });
+      rows.push(row);
+      show(rows);
+    }
+    engine.terminate();
+    lastRun = { date: new Date().toISOString(), userAgent: navigator.userAgent, crossOriginIsolated, maxNewTokens, repetitions, queries, rows };
+    const history = JSON.parse(localStorage.getItem(HISTORY_KEY) ?? '[]');
+    history.unshift({ date: lastRun.date, table: formatTable(rows) });
+    localStorage.setItem(HISTORY_KEY, JSON.stringify(history.slice(0, 20)));
+    renderHistory();
+    progress('done');
+    window.benchResults = lastRun;
+  } catch (e) {
+    progress(`error: ${e.message}`);
+    window.benchResults = { error: e.message };
+  } finally {
+    $('run').disabled = false;
+    $('export-json').disabled = $('export-csv').disabled = !lastRun;
+  }
+}
+
+function show(rows) {
+  $('table').textContent = formatTable(rows);
+  // Bars: decode tok/s and average query time, scaled to the largest value.
+  const bars = (label, value, max, unit) => {
+    const row = document.createElement('div');
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    bar.style.width = `${Math.max(1, (value / max) * 60)}%`;
+    row.append(`${label} `, bar, ` ${value.toFixed(1)} ${unit}`);
+    return row;
+  };
+  const maxDecode = Math.max(...rows.map((r) => r.decodeTokS.median));
+  const maxQuery = Math.max(...rows.map((r) => r.avgQueryMs / 1000));
+  $('chart').replaceChildren(
+    ...rows.map((r) => bars(`${r.model} decode`, r.decodeTokS.median, maxDecode, 'tok/s')),
+    ...rows.map((r) => bars(`${r.model} avg query`, r.avgQueryMs / 1000, maxQuery, 's')),
+  );
+}
+
+function renderHistory() {
+  const history = JSON.parse(localStorage.getItem(HISTORY_KEY) ?? '[]');
+  $('history').replaceChildren(...history.map((h) => {
+    const li = document.createElement('li');
+    const pre = document.createElement('pre');
+    pre.textContent = h.table;
+    li.append(h.date, pre);
+    return li;
+  }));
+}
+
+function download(name, type, text) {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([text], { type }));
+  a.download = name;
+  a.click();
+  URL.revokeObjectURL(a.href);
+}
+
+async function init() {
+  registry = await (await fetch('../registry.json')).json();
+  const chosen = params.get('models')?.split(',') ?? [registry.default];
+  for (const m of registry.models.filter((m) => m.format === 'gguf')) {
+    const label = document.createElement('label');
+    const box = Object.assign(document.createElement('input'), { type: 'checkbox', value: m.id, checked: chosen.includes(m.id) });
+    label.append(box, ` ${m.name} (${m.quantization})`);
+    $('models').append(label);
+  }
+  const n = Number(params.get('queries') ?? BENCH_QUERIES.length);
+  $('queries').value = BENCH_QUERIES.slice(0, n).join('\n');
+  if (params.has('tokens')) $('tokens').value = params.get('tokens');
+  if (params.has('reps')) $('reps').value = params.get('reps');
+  renderHistory();
+  if (params.get('autorun') === '1') await run();
+}
+
+$('run').addEventListener('click', run);
+$('export-json').addEventListener('click', () => download('edgellm-bench.json', 'application/json', JSON.stringify(lastRun, null, 2)));
+$('export-csv').addEventListener('click', () => download('edgellm-bench.csv', 'text/csv', toCSV(lastRun.rows)));
+init().catch((e) => { $('progress').textContent = e.message; window.benchResults = { error: e.message }; });

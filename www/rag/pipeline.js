@@ -1,0 +1,48 @@
+// Question → cited prompt: retrieval (two stages) then the prompt fitted into the model's
+// context. Shared by the page and the benchmark so both measure the same path.
+import { retrieve } from './retrieve.js';
+import { buildMessages } from './prompt.js';
+import { chunkDocument } from './chunk.js';
+
+/** Tokens the chat template adds around the messages (role markers, BOS); generous. */
+export const TEMPLATE_OVERHEAD = 64;
+
+/**
+ * @param {object} o
+ * @param {import('./index.js').DocumentIndex} o.index
+ * @param {(texts: string[]) => Promise<Float32Array[]>} o.embed
+ * @param {(text: string) => number} o.countTokens  the model's tokenizer
+ * @param {number} o.contextLength  the model's context window
+ * @param {number} o.maxNewTokens   room kept for the answer
+ * @param {object} [o.retrieval]    { topKInitial, topKFinal, weights, rerank }
+ */
+export async function buildCitedPrompt({ question, history = [], index, embed, countTokens, contextLength, maxNewTokens, retrieval = {} }) {
+  const result = await retrieve({ index, query: question, embed, ...retrieval });
+  const { messages, sources } = buildMessages({
+    question,
+    passages: result.passages,
+    history,
+    countTokens,
+    contextBudget: contextLength - maxNewTokens - TEMPLATE_OVERHEAD,
+  });
+  return { messages, sources, retrieval: result };
+}
+
+/**
+ * The sample corpus (www/corpus/) as documents, read with `readText(path relative to www/corpus/)`
+ * (fetch in a page, the file system in Node).
+ */
+export async function sampleCorpus(readText) {
+  const list = JSON.parse(await readText('index.json'));
+  return Promise.all(list.documents.map(async ({ file }) => ({ name: file, pages: [{ page: 1, text: await readText(file) }] })));
+}
+
+/** Chunk and embed documents into `index` (replacing documents of the same name). */
+export async function indexDocuments(index, docs, embed, { size, overlap } = {}, onProgress = () => {}) {
+  for (const doc of docs) {
+    if (index.sources.includes(doc.name)) index.removeSource(doc.name);
+    const chunks = chunkDocument(doc, { size, overlap });
+    onProgress(`embedding ${chunks.length} passages of ${doc.name}…`);
+    index.addChunks(chunks, await embed(chunks.map((c) => c.text)));
+  }
+}
