@@ -69,8 +69,9 @@ async function loadModel() {
     const template = entry.template === 'none' ? undefined : entry.template;
     state.modelInfo = await state.engine.load(buffer, { transfer: true, template });
     const l = state.modelInfo.loadTimings;
+    const { wasmBytes } = await state.engine.memory();
     say('model-status', `${state.modelInfo.name}: ${fromCache ? 'from the browser cache' : 'downloaded'} in ${fetchMs.toFixed(0)} ms, ` +
-      `loaded in ${l.totalMs.toFixed(0)} ms (context ${state.modelInfo.contextLength} tokens).`);
+      `loaded in ${l.totalMs.toFixed(0)} ms (context ${state.modelInfo.contextLength} tokens; wasm memory ${(wasmBytes / 2 ** 20).toFixed(0)} MiB).`);
     $('ask').disabled = false;
   } catch (e) {
     say('model-status', `Could not load ${entry.name}: ${e.message}`, true);
