@@ -19,6 +19,9 @@ mkdir -p www/vendor/pdfjs
 cp node_modules/minisearch/dist/es/index.js www/vendor/minisearch.js
 cp node_modules/stemmer/index.js www/vendor/stemmer.js
 cp node_modules/pdfjs-dist/build/pdf.min.mjs node_modules/pdfjs-dist/build/pdf.worker.min.mjs www/vendor/pdfjs/
+# The benchmark's peer: llama.cpp compiled to WebAssembly.
+mkdir -p www/vendor/wllama
+cp node_modules/@wllama/wllama/esm/index.js node_modules/@wllama/wllama/esm/wasm/wllama.wasm www/vendor/wllama/
 
 if [ "${EDGELLM_WASM_OPT:-0}" = 1 ]; then
   npx wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \

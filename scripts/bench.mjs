@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { Engine, Embedder, loadTokenizer } from '../www/engine/index.js';
 import { DocumentIndex } from '../www/rag/index.js';
 import { buildCitedPrompt, indexDocuments, sampleCorpus } from '../www/rag/pipeline.js';
-import { BENCH_QUERIES, benchmarkModel, formatTable } from '../www/bench/bench.js';
+import { BENCH_QUERIES, benchmarkModel, formatRatios, formatTable } from '../www/bench/bench.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -81,7 +81,7 @@ async function inChromium() {
     }
     const result = await page.evaluate(() => window.benchResults);
     if (result.error) throw new Error(`the benchmark page failed: ${result.error}\n${logs.join('\n')}`);
-    return { runtime: `chromium (${result.crossOriginIsolated ? 'cross-origin isolated' : 'not isolated'})`, rows: result.rows };
+    return { runtime: `chromium (${result.crossOriginIsolated ? 'cross-origin isolated' : 'not isolated'})`, rows: result.rows, peer: result.peer };
   });
 }
 
@@ -91,9 +91,11 @@ if (args.only !== 'node') runs.push(await inChromium());
 for (const run of runs) {
   console.log(`\n${run.runtime} — ${queries.length} question(s) × ${repetitions}, ${maxNewTokens} greedy tokens each, full RAG path\n`);
   console.log(formatTable(run.rows));
+  for (const c of run.peer?.comparisons ?? []) console.log(formatRatios(c.model, c));
 }
-console.log('\nPeer (wllama on the same GGUF): not measured yet — no peer row in this version.');
+// The peer is measured in the browser, where wllama runs; Node has none.
+const peer = runs.find((r) => r.peer)?.peer ?? { measured: false, reason: 'the peer (wllama) runs in Chromium only; pass no --only node' };
 if (args.json) {
-  await writeFile(args.json, JSON.stringify({ date: new Date().toISOString(), maxNewTokens, repetitions, queries, runs, peer: { measured: false, reason: 'wllama row not implemented yet' } }, null, 2));
+  await writeFile(args.json, JSON.stringify({ date: new Date().toISOString(), maxNewTokens, repetitions, queries, runs, peer }, null, 2));
   console.log(`wrote ${args.json}`);
 }

@@ -14,7 +14,14 @@ test('scripts/bench.mjs writes a complete, plausible JSON report', { timeout: 60
   assert.match(stdout, /\| Model \| Load Time \| Avg Query Time \| Total Time \|/);
   const report = JSON.parse(await readFile(out, 'utf8'));
   assert.equal(report.runs.length, 2, 'node and chromium');
-  assert.ok(report.peer.measured || report.peer.reason, 'a peer row or the reason for its absence');
+  // The peer (wllama on the same GGUF, same prompts, 1 thread) is measured in Chromium.
+  assert.equal(report.peer.measured, true, JSON.stringify(report.peer));
+  const [cmp] = report.peer.comparisons;
+  assert.ok(cmp.load > 0 && cmp.prefill > 0 && cmp.decode > 0, JSON.stringify(cmp));
+  const chromium = report.runs.find((r) => r.runtime.startsWith('chromium'));
+  const peerRow = chromium.rows.find((r) => r.peer);
+  assert.equal(peerRow.generatedTokens, 16, 'the peer generated the same number of tokens');
+  assert.match(stdout, /edgellm ÷ wllama — load time [\d.]+×, prefill [\d.]+×, decode [\d.]+×/);
   for (const run of report.runs) {
     const [row] = run.rows;
     assert.equal(row.model, 'smollm2-135m');

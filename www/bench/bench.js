@@ -128,3 +128,36 @@ export function toCSV(rows) {
     r.retrievalMs.median, r.embedMs.median, r.peakWasmBytes, r.peakJsHeapBytes ?? ''].join(',');
   return [cols.join(','), ...rows.map(line)].join('\n');
 }
+
+/** A peer's result (peer-wllama.js) as a table row; it has no retrieval of its own. */
+export function peerRow(model, peer) {
+  const q = peer.queries;
+  const queryMs = q.map((x) => x.queryMs);
+  return {
+    model, label: `${model} (${peer.engine})`, peer: true,
+    load: { fetchMs: 0, totalMs: peer.loadMs },
+    avgQueryMs: queryMs.reduce((a, b) => a + b, 0) / queryMs.length,
+    queryMs: stats(queryMs),
+    timeToFirstTokenMs: stats(q.map((x) => x.timeToFirstTokenMs)),
+    prefillTokS: stats(q.map((x) => x.prefillTokS)),
+    decodeTokS: stats(q.map((x) => x.decodeTokS)),
+    rawDecodeTokS: stats(q.map((x) => x.decodeTokS)),
+    retrievalMs: stats([0]), embedMs: stats([0]),
+    generatedTokens: q.reduce((a, x) => a + x.generatedTokens, 0),
+    totalMs: peer.loadMs + queryMs.reduce((a, b) => a + b, 0),
+    peakWasmBytes: 0, peakJsHeapBytes: null,
+  };
+}
+
+/** edgellm ÷ peer: load time (lower is better), prefill and decode speed (higher is better). */
+export function ratios(ours, peer) {
+  return {
+    load: ours.load.totalMs / peer.load.totalMs,
+    prefill: ours.prefillTokS.median / peer.prefillTokS.median,
+    decode: ours.decodeTokS.median / peer.decodeTokS.median,
+  };
+}
+
+export function formatRatios(model, r) {
+  return `${model}: edgellm ÷ wllama — load time ${r.load.toFixed(2)}×, prefill ${r.prefill.toFixed(2)}×, decode ${r.decode.toFixed(2)}×`;
+}

@@ -5,7 +5,8 @@ import { WorkerEngine, loadTokenizer } from '../engine/index.js';
 import { DocumentIndex } from '../rag/index.js';
 import { buildCitedPrompt, indexDocuments, sampleCorpus } from '../rag/pipeline.js';
 import { getModel } from '../app/storage.js';
-import { BENCH_QUERIES, benchmarkModel, formatTable, toCSV } from './bench.js';
+import { BENCH_QUERIES, benchmarkModel, formatRatios, formatTable, peerRow, ratios, toCSV } from './bench.js';
+import { benchmarkWllama } from './peer-wllama.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -42,10 +43,12 @@ async function run() {
     const index = new DocumentIndex();
     await indexDocuments(index, await sampleCorpus(async (f) => (await fetch(`../corpus/${f}`)).text()), embed);
     const rows = [];
+    const comparisons = [];
     for (const id of ids) {
       const entry = registry.models.find((m) => m.id === id);
       let tokenizer = null;
       let contextLength = 0;
+      const prompts = []; // the RAG messages of each question, replayed to the peer
       const row = await benchmarkModel({
         model: id,
         engine: {
@@ -65,6 +68,7 @@ async function run() {
         },
         retrieveContext: async (question) => {
           const { messages, retrieval } = await buildCitedPrompt({ question, index, embed, countTokens: tokenizer.count, contextLength, maxNewTokens });
+          prompts.push(messages);
           return { messages, retrievalMs: retrieval.timings.totalMs, embedMs: retrieval.timings.embedMs };
         },
         memory: () => engine.memory(),
@@ -74,9 +78,20 @@ async function run() {
       });
       rows.push(row);
       show(rows);
+      if ($('peer').checked) {
+        progress(`${id}: the same questions on wllama`);
+        const { buffer } = await getModel({ url: modelUrl(entry), sha256: entry.sha256 });
+        const peer = peerRow(id, await benchmarkWllama({ buffer, prompts: prompts.slice(0, queries.length), maxNewTokens, threads: 1 }));
+        rows.push(peer);
+        comparisons.push({ model: id, ...ratios(row, peer) });
+        show(rows, comparisons);
+      }
     }
     engine.terminate();
-    lastRun = { date: new Date().toISOString(), userAgent: navigator.userAgent, crossOriginIsolated, maxNewTokens, repetitions, queries, rows };
+    lastRun = {
+      date: new Date().toISOString(), userAgent: navigator.userAgent, crossOriginIsolated, maxNewTokens, repetitions, queries, rows,
+      peer: $('peer').checked ? { measured: true, engine: 'wllama (llama.cpp in wasm), 1 thread, CPU', comparisons } : { measured: false, reason: 'peer comparison not selected' },
+    };
     const history = JSON.parse(localStorage.getItem(HISTORY_KEY) ?? '[]');
     history.unshift({ date: lastRun.date, table: formatTable(rows) });
     localStorage.setItem(HISTORY_KEY, JSON.stringify(history.slice(0, 20)));
@@ -92,8 +107,8 @@ async function run() {
   }
 }
 
-function show(rows) {
-  $('table').textContent = formatTable(rows);
+function show(rows, comparisons = []) {
+  $('table').textContent = [formatTable(rows), ...comparisons.map((c) => formatRatios(c.model, c))].join('\n');
   // Bars: decode tok/s and average query time, scaled to the largest value.
   const bars = (label, value, max, unit) => {
     const row = document.createElement('div');
@@ -143,6 +158,7 @@ async function init() {
   $('queries').value = BENCH_QUERIES.slice(0, n).join('\n');
   if (params.has('tokens')) $('tokens').value = params.get('tokens');
   if (params.has('reps')) $('reps').value = params.get('reps');
+  $('peer').checked = params.get('peer') !== '0';
   renderHistory();
   if (params.get('autorun') === '1') await run();
 }
