@@ -25,7 +25,8 @@ test('scripts/bench.mjs writes a complete, plausible JSON report', { timeout: 60
   for (const run of report.runs) {
     const [row] = run.rows;
     assert.equal(row.model, 'smollm2-135m');
-    for (const k of ['parseMs', 'weightsMs', 'totalMs']) assert.ok(row.load[k] > 0, `${run.runtime} load.${k}`);
+    for (const k of ['parseMs', 'weightsMs', 'totalMs']) assert.ok(row.load[k] > 0 && row.load.warm[k] > 0, `${run.runtime} load.${k}`);
+    assert.ok(row.load.warm.fromCache, `${run.runtime}: the second load reads the cached file`);
     assert.ok(row.avgQueryMs > 0 && row.totalMs >= row.avgQueryMs, run.runtime);
     assert.equal(row.generatedTokens, 16, 'a fixed token count');
     assert.equal(row.queries[0].generatedTokens, 16);
