@@ -138,36 +138,34 @@ fn unsupported_architecture() {
     assert_err(&GgufWriter::header(3, 0, 0).bytes(), ErrorCode::MissingMetadata, "general.architecture");
 }
 
+/// A 1-layer llama header with a three-token SentencePiece vocabulary, then `extra` entries.
+fn llama_with_vocab(scores: &[f32], extra: &[(&str, V)]) -> Vec<u8> {
+    let mut w = GgufWriter::header(3, 0, 9 + extra.len() as u64);
+    llama_header(&mut w);
+    w.kv("tokenizer.ggml.model", V::Str("llama"))
+        .kv("tokenizer.ggml.tokens", V::Strs(&["<unk>", "<s>", "</s>"]))
+        .kv("tokenizer.ggml.scores", V::F32s(scores))
+        .kv("tokenizer.ggml.token_type", V::I32s(&[2, 3, 3]));
+    for (key, value) in extra {
+        w.kv(key, value.clone());
+    }
+    w.bytes()
+}
+
 #[test]
 fn missing_tokenizer_and_weights() {
     let mut w = GgufWriter::header(3, 0, 5);
     llama_header(&mut w);
     assert_err(&w.bytes(), ErrorCode::MissingMetadata, "tokenizer.ggml.model");
 
-    let mut w = GgufWriter::header(3, 0, 8);
-    llama_header(&mut w);
-    w.kv("tokenizer.ggml.model", V::Str("llama"))
-        .kv("tokenizer.ggml.tokens", V::Strs(&["<unk>", "<s>", "</s>"]))
-        .kv("tokenizer.ggml.scores", V::F32s(&[0.0; 2]));
-    assert_err(&w.bytes(), ErrorCode::MissingMetadata, "scores has 2 entries for 3 tokens");
-
-    let mut w = GgufWriter::header(3, 0, 10);
-    llama_header(&mut w);
-    w.kv("tokenizer.ggml.model", V::Str("llama"))
-        .kv("tokenizer.ggml.tokens", V::Strs(&["<unk>", "<s>", "</s>"]))
-        .kv("tokenizer.ggml.scores", V::F32s(&[0.0; 3]))
-        .kv("tokenizer.ggml.token_type", V::I32s(&[2, 3, 3]))
-        .kv("tokenizer.ggml.bos_token_id", V::U32(7));
-    assert_err(&w.bytes(), ErrorCode::MissingMetadata, "bos_token_id = 7 is outside the vocabulary");
-
-    let mut w = GgufWriter::header(3, 0, 10);
-    llama_header(&mut w);
-    w.kv("tokenizer.ggml.model", V::Str("llama"))
-        .kv("tokenizer.ggml.tokens", V::Strs(&["<unk>", "<s>", "</s>"]))
-        .kv("tokenizer.ggml.scores", V::F32s(&[0.0; 3]))
-        .kv("tokenizer.ggml.token_type", V::I32s(&[2, 3, 3]))
-        .kv("llama.rope.dimension_count", V::U32(32));
-    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "loading the llama weights");
+    assert_err(&llama_with_vocab(&[0.0; 2], &[]), ErrorCode::MissingMetadata, "scores has 2 entries for 3 tokens");
+    assert_err(
+        &llama_with_vocab(&[0.0; 3], &[("tokenizer.ggml.bos_token_id", V::U32(7))]),
+        ErrorCode::MissingMetadata,
+        "bos_token_id = 7 is outside the vocabulary",
+    );
+    let no_tensors = llama_with_vocab(&[0.0; 3], &[("llama.rope.dimension_count", V::U32(32))]);
+    assert_err(&no_tensors, ErrorCode::InvalidGguf, "loading the llama weights");
 }
 
 #[test]

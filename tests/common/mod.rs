@@ -38,6 +38,7 @@ pub struct GgufWriter {
     pub buf: Vec<u8>,
 }
 
+#[derive(Clone)]
 pub enum V<'a> {
     U32(u32),
     I32(i32),

@@ -24,6 +24,19 @@ export function stats(xs) {
   return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
 }
 
+/** The per-query columns of a row, from per-query measurements (ours or a peer's). */
+function summarize(queries) {
+  const queryMs = queries.map((q) => q.queryMs);
+  return {
+    avgQueryMs: queryMs.reduce((a, b) => a + b, 0) / queryMs.length,
+    queryMs: stats(queryMs),
+    timeToFirstTokenMs: stats(queries.map((q) => q.timeToFirstTokenMs)),
+    prefillTokS: stats(queries.map((q) => q.prefillTokS)),
+    decodeTokS: stats(queries.map((q) => q.decodeTokS)),
+    generatedTokens: queries.reduce((a, q) => a + q.generatedTokens, 0),
+  };
+}
+
 /**
  * Benchmark one model.
  * @param {object} o
@@ -87,22 +100,16 @@ export async function benchmarkModel({
   }
   await sample();
 
-  const queryMs = runs.map((r) => r.queryMs);
   return {
     model,
     name: info.name,
     load,
     queries: runs,
     raw,
-    avgQueryMs: queryMs.reduce((a, b) => a + b, 0) / queryMs.length,
-    queryMs: stats(queryMs),
-    timeToFirstTokenMs: stats(runs.map((r) => r.timeToFirstTokenMs)),
-    prefillTokS: stats(runs.map((r) => r.prefillTokS)),
-    decodeTokS: stats(runs.map((r) => r.decodeTokS)),
+    ...summarize(runs),
     rawDecodeTokS: stats(raw.map((r) => r.decodeTokS)),
     retrievalMs: stats(runs.map((r) => r.retrievalMs)),
     embedMs: stats(runs.map((r) => r.embedMs)),
-    generatedTokens: runs.reduce((a, r) => a + r.generatedTokens, 0),
     totalMs: performance.now() - started,
     peakWasmBytes,
     peakJsHeapBytes,
@@ -138,20 +145,14 @@ export function toCSV(rows) {
 
 /** A peer's result (peer-wllama.js) as a table row; it has no retrieval of its own. */
 export function peerRow(model, peer) {
-  const q = peer.queries;
-  const queryMs = q.map((x) => x.queryMs);
+  const summary = summarize(peer.queries);
   return {
     model, label: `${model} (${peer.engine})`, peer: true,
     load: { fetchMs: 0, totalMs: peer.loadMs },
-    avgQueryMs: queryMs.reduce((a, b) => a + b, 0) / queryMs.length,
-    queryMs: stats(queryMs),
-    timeToFirstTokenMs: stats(q.map((x) => x.timeToFirstTokenMs)),
-    prefillTokS: stats(q.map((x) => x.prefillTokS)),
-    decodeTokS: stats(q.map((x) => x.decodeTokS)),
-    rawDecodeTokS: stats(q.map((x) => x.decodeTokS)),
+    ...summary,
+    rawDecodeTokS: summary.decodeTokS,
     retrievalMs: stats([0]), embedMs: stats([0]),
-    generatedTokens: q.reduce((a, x) => a + x.generatedTokens, 0),
-    totalMs: peer.loadMs + queryMs.reduce((a, b) => a + b, 0),
+    totalMs: peer.loadMs + summary.avgQueryMs * peer.queries.length,
     peakWasmBytes: 0, peakJsHeapBytes: null,
   };
 }
