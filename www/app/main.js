@@ -5,7 +5,7 @@
 import { WorkerEngine, loadTokenizer } from '../engine/index.js';
 import { DocumentIndex } from '../rag/index.js';
 import { buildCitedPrompt, indexDocuments, sampleCorpus } from '../rag/pipeline.js';
-import { getModel, clearModels } from './storage.js';
+import { getModel, clearModels, modelUrl, bertFiles, BERT_FILES } from './storage.js';
 import { readDocument, ACCEPTED } from './documents.js';
 import { loadIndex, saveIndex } from './store.js';
 
@@ -35,19 +35,8 @@ function num(id) {
 
 // ---- models -----------------------------------------------------------------------------
 
-function modelUrl(entry, file = entry.file) {
-  const local = entry.wheels?.length || entry.files;
-  return local ? `models/${entry.dir ? `${entry.dir}/` : ''}${file}` : entry.source;
-}
-
 async function loadEmbedder() {
-  const entry = state.registry.models.find((m) => m.kind === 'embedding');
-  const files = {};
-  for (const [key, f] of [['config', 'config.json'], ['weights', 'model.safetensors'], ['tokenizer', 'tokenizer.json']]) {
-    const spec = entry.files.find((x) => x.file === f);
-    files[key] = new Uint8Array((await getModel({ url: modelUrl(entry, f), sha256: spec.sha256 })).buffer);
-  }
-  await state.engine.loadEmbedder(files);
+  await state.engine.loadEmbedder(await bertFiles(state.registry.models.find((m) => m.kind === 'embedding')));
 }
 
 async function loadModel() {
@@ -80,8 +69,6 @@ async function loadModel() {
     $('load').disabled = false;
   }
 }
-
-const BERT_FILES = [['config', 'config.json'], ['weights', 'model.safetensors'], ['tokenizer', 'tokenizer.json']];
 
 async function loadReranker(readFile) {
   try {

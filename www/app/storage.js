@@ -56,3 +56,25 @@ export async function getModel({ url, sha256 }, onProgress) {
 export async function clearModels() {
   await caches.delete(CACHE);
 }
+
+/**
+ * Where a registry entry's file is served: the project's model folder (beside this site, filled
+ * by models/fetch.py) when the project fetches it, else its public source.
+ */
+export function modelUrl(entry, file = entry.file) {
+  const local = entry.wheels?.length || entry.files;
+  return local ? new URL(`../models/${entry.dir ? `${entry.dir}/` : ''}${file}`, import.meta.url).href : entry.source;
+}
+
+/** The files of a BERT model (embedder or reranker), by the key the engine expects. */
+export const BERT_FILES = Object.freeze([['config', 'config.json'], ['weights', 'model.safetensors'], ['tokenizer', 'tokenizer.json']]);
+
+/** A registry BERT model's files as bytes, through the verified cache. */
+export async function bertFiles(entry) {
+  const files = {};
+  for (const [key, name] of BERT_FILES) {
+    const spec = entry.files.find((f) => f.file === name);
+    files[key] = new Uint8Array((await getModel({ url: modelUrl(entry, name), sha256: spec.sha256 })).buffer);
+  }
+  return files;
+}

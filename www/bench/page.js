@@ -4,7 +4,7 @@
 import { WorkerEngine, loadTokenizer } from '../engine/index.js';
 import { DocumentIndex } from '../rag/index.js';
 import { buildCitedPrompt, indexDocuments, sampleCorpus } from '../rag/pipeline.js';
-import { getModel } from '../app/storage.js';
+import { getModel, modelUrl, bertFiles } from '../app/storage.js';
 import { BENCH_QUERIES, benchmarkModel, formatRatios, formatTable, peerRow, ratios, toCSV } from './bench.js';
 import { benchmarkWllama } from './peer-wllama.js';
 
@@ -13,20 +13,6 @@ const params = new URLSearchParams(location.search);
 const HISTORY_KEY = 'edgellm-bench-history';
 let registry;
 let lastRun = null;
-
-function modelUrl(entry, file = entry.file) {
-  return entry.wheels?.length || entry.files ? `../models/${entry.dir ? `${entry.dir}/` : ''}${file}` : entry.source;
-}
-
-async function embedderFiles() {
-  const entry = registry.models.find((m) => m.kind === 'embedding');
-  const files = {};
-  for (const [key, name] of [['config', 'config.json'], ['weights', 'model.safetensors'], ['tokenizer', 'tokenizer.json']]) {
-    const spec = entry.files.find((f) => f.file === name);
-    files[key] = new Uint8Array((await getModel({ url: modelUrl(entry, name), sha256: spec.sha256 })).buffer);
-  }
-  return files;
-}
 
 async function run() {
   $('run').disabled = true;
@@ -38,7 +24,7 @@ async function run() {
   try {
     const engine = new WorkerEngine();
     progress('indexing the sample corpus…');
-    await engine.loadEmbedder(await embedderFiles());
+    await engine.loadEmbedder(await bertFiles(registry.models.find((m) => m.kind === 'embedding')));
     const embed = (texts) => engine.embed(texts);
     const index = new DocumentIndex();
     await indexDocuments(index, await sampleCorpus(async (f) => (await fetch(`../corpus/${f}`)).text()), embed);
