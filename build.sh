@@ -8,9 +8,22 @@ cd "$(dirname "$0")"
 scripts/setup.sh build
 export PATH="${EDGELLM_CACHE:-$HOME/.cache/edgellm}/tools/bin:$PATH"
 
+# Two builds of the same crate. www/pkg: single-threaded, runs everywhere. www/pkg-threads:
+# shared memory + rayon on Web Workers (wasm-bindgen-rayon), which a page may use only when it
+# is cross-origin isolated; www/engine/runtime.js picks between them. Threads need std rebuilt
+# with atomics, hence nightly and -Z build-std, and their own target directory.
 cargo build --release -p edgellm-wasm --target wasm32-unknown-unknown
 wasm-bindgen --target web --out-dir www/pkg --out-name edgellm \
   target/wasm32-unknown-unknown/release/edgellm_wasm.wasm
+
+RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 \
+  -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
+  -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
+  -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base" \
+  cargo +nightly build --release -p edgellm-wasm --features threads --target wasm32-unknown-unknown \
+  --target-dir target/threads -Z build-std=panic_abort,std
+wasm-bindgen --target web --out-dir www/pkg-threads --out-name edgellm \
+  target/threads/wasm32-unknown-unknown/release/edgellm_wasm.wasm
 
 # Browser copies of the npm modules the page imports (www/vendor/ is generated, not committed):
 # the page has no bundler, and an inline import map would need a CSP exception.
@@ -26,5 +39,7 @@ cp node_modules/@wllama/wllama/esm/index.js node_modules/@wllama/wllama/esm/wasm
 if [ "${EDGELLM_WASM_OPT:-0}" = 1 ]; then
   npx wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
     www/pkg/edgellm_bg.wasm -o www/pkg/edgellm_bg.wasm
+  npx wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-threads \
+    www/pkg-threads/edgellm_bg.wasm -o www/pkg-threads/edgellm_bg.wasm
 fi
-ls -l www/pkg/edgellm_bg.wasm
+ls -l www/pkg/edgellm_bg.wasm www/pkg-threads/edgellm_bg.wasm

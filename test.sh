@@ -10,5 +10,10 @@ scripts/setup.sh build browser node smollm2-135m gemma3-270m minilm-l6
 echo "== native tests (cargo test)"
 cargo test --release --workspace
 
+echo "== SIMD128 kernels against their scalar twins, on wasm32 in Node (wasm-bindgen-test)"
+export PATH="${EDGELLM_CACHE:-$HOME/.cache/edgellm}/tools/bin:$PATH"
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  cargo test --release --target wasm32-unknown-unknown --test kernels
+
 echo "== wasm package in Node and in headless Chromium (node --test)"
 node --test --test-concurrency=1 tests/js/ tests/browser/

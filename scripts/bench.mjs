@@ -1,7 +1,7 @@
 // The headless benchmark: the same www/bench/bench.js in Node (the edge-worker path) and in
 // headless Chromium (the page, engine in a Web Worker), printed in the reference format.
 //   node scripts/bench.mjs [--models smollm2-135m,gemma3-270m] [--tokens 64] [--queries 3]
-//                          [--reps 1] [--json FILE] [--only node|chromium]
+//                          [--reps 1] [--threads 1,2] [--json FILE] [--only node|chromium]
 import { readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { BENCH_QUERIES, benchmarkModel, formatRatios, formatTable } from '../www
 const { values: args } = parseArgs({
   options: {
     models: { type: 'string' }, tokens: { type: 'string', default: '64' }, queries: { type: 'string', default: String(BENCH_QUERIES.length) },
-    reps: { type: 'string', default: '1' }, json: { type: 'string' }, only: { type: 'string' },
+    reps: { type: 'string', default: '1' }, json: { type: 'string' }, only: { type: 'string' }, threads: { type: 'string', default: '1,2' },
   },
 });
 const registry = JSON.parse(await readFile(new URL('../models/registry.json', import.meta.url)));
@@ -72,7 +72,7 @@ async function inChromium() {
   const { withBrowser } = await import('../tests/browser/chromium.mjs');
   return withBrowser(async ({ page, url, logs }) => {
     page.on('console', (m) => m.type() === 'error' && process.stderr.write(`chromium: ${m.text()}\n`));
-    await page.goto(`${url}bench/?models=${modelIds.join(',')}&tokens=${maxNewTokens}&queries=${queries.length}&reps=${repetitions}&autorun=1`);
+    await page.goto(`${url}bench/?models=${modelIds.join(',')}&tokens=${maxNewTokens}&queries=${queries.length}&reps=${repetitions}&threads=${args.threads}&autorun=1`);
     const poll = setInterval(async () => process.stderr.write(`chromium: ${await page.textContent('#progress').catch(() => '')}\n`), 15000);
     try {
       await page.waitForFunction(() => window.benchResults, null, { timeout: 0 });
@@ -91,7 +91,7 @@ if (args.only !== 'node') runs.push(await inChromium());
 for (const run of runs) {
   console.log(`\n${run.runtime} — ${queries.length} question(s) × ${repetitions}, ${maxNewTokens} greedy tokens each, full RAG path\n`);
   console.log(formatTable(run.rows));
-  for (const c of run.peer?.comparisons ?? []) console.log(formatRatios(c.model, c));
+  for (const c of run.peer?.comparisons ?? []) console.log(formatRatios(c));
 }
 // The peer is measured in the browser, where wllama runs; Node has none.
 const peer = runs.find((r) => r.peer)?.peer ?? { measured: false, reason: 'the peer (wllama) runs in Chromium only; pass no --only node' };

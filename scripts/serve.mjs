@@ -46,7 +46,11 @@ function locate(mounts, urlPath) {
   return null;
 }
 
-export function startServer({ port = 8080, host = '127.0.0.1', extraMounts = {} } = {}) {
+/** Serve the demo. `isolated: false` leaves out COOP/COEP (tests of the single-thread fallback). */
+export function startServer({ port = 8080, host = '127.0.0.1', extraMounts = {}, isolated = true } = {}) {
+  const headers = isolated ? SECURITY_HEADERS : Object.fromEntries(
+    Object.entries(SECURITY_HEADERS).filter(([k]) => !k.startsWith('Cross-Origin-')),
+  );
   const mounts = [
     ...Object.entries(extraMounts).map(([p, d]) => [p, resolve(repo, d)]),
     ['/models/', join(cache, 'models')],
@@ -56,11 +60,11 @@ export function startServer({ port = 8080, host = '127.0.0.1', extraMounts = {} 
   const server = createServer((req, res) => {
     const file = locate(mounts, req.url);
     if (!file || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      res.writeHead(404, { 'Content-Type': 'text/plain', ...SECURITY_HEADERS });
+      res.writeHead(404, { 'Content-Type': 'text/plain', ...headers });
       return res.end('not found');
     }
     const { size } = statSync(file);
-    res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': size, 'Cache-Control': 'no-cache', ...SECURITY_HEADERS });
+    res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': size, 'Cache-Control': 'no-cache', ...headers });
     if (req.method === 'HEAD') return res.end();
     createReadStream(file).pipe(res);
   });

@@ -10,6 +10,9 @@ export PATH="$CACHE/tools/bin:$PATH"
 
 need_build() {
   rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+  # The threaded wasm build rebuilds std with atomics: nightly and its sources.
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  rustup component list --toolchain nightly --installed | grep -q '^rust-src' || rustup component add rust-src --toolchain nightly
   if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
     echo "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once)"
     cargo install --quiet wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --root "$CACHE/tools"

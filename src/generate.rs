@@ -242,6 +242,9 @@ impl Session {
         }
         let clock = model.clock;
         let logits = if self.cached == 0 {
+            // The whole generation's KV cache at once: growing it token by token would leave
+            // the smaller copies behind as holes in wasm memory, which never shrinks.
+            model.reserve_positions(self.tokens.len() + self.max_new_tokens);
             let t0 = clock();
             let logits = model.forward(&self.tokens, 0)?;
             self.timings.prefill_ms = clock() - t0;

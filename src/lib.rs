@@ -8,7 +8,7 @@
 //! ```no_run
 //! use edgellm::{GenerateRequest, LoadOptions, Message, Model};
 //! let bytes = std::fs::read("SmolLM2-135M-Instruct.Q4_1.gguf").unwrap();
-//! let mut model = Model::load(&bytes, &LoadOptions::default(), edgellm::timing::default_clock()).unwrap();
+//! let mut model = Model::load(bytes, &LoadOptions::default(), edgellm::timing::default_clock()).unwrap();
 //! let req = GenerateRequest::chat(vec![Message::new("user", "What is the capital of France?")]);
 //! let out = model.generate(&req, |piece| { print!("{piece}"); true }).unwrap();
 //! println!("\n{:.1} tok/s", out.timings.decode_tok_s);
@@ -18,6 +18,8 @@ pub mod embed;
 pub mod error;
 pub mod generate;
 pub mod gguf;
+pub mod kernels;
+pub mod matmul;
 pub mod model;
 pub mod rerank;
 pub mod sampling;

@@ -164,17 +164,50 @@ fn missing_tokenizer_and_weights() {
         ErrorCode::MissingMetadata,
         "bos_token_id = 7 is outside the vocabulary",
     );
-    let no_tensors = llama_with_vocab(&[0.0; 3], &[("llama.rope.dimension_count", V::U32(32))]);
-    assert_err(&no_tensors, ErrorCode::InvalidGguf, "loading the llama weights");
+    let no_ffn_size = llama_with_vocab(&[0.0; 3], &[("llama.rope.dimension_count", V::U32(32))]);
+    assert_err(&no_ffn_size, ErrorCode::MissingMetadata, "llama.feed_forward_length");
+    let no_tensors = llama_with_vocab(
+        &[0.0; 3],
+        &[("llama.rope.dimension_count", V::U32(32)), ("llama.feed_forward_length", V::U32(64))],
+    );
+    assert_err(&no_tensors, ErrorCode::InvalidGguf, "the GGUF has no tensor 'blk.0.attn_norm.weight'");
+    // The reference backend reports the same file in its own words.
+    let candle = LoadOptions { backend: Some(edgellm::model::BackendKind::Candle), ..Default::default() };
+    let e = Model::load(&no_tensors[..], &candle, native_clock).err().unwrap();
+    assert_eq!(e.code, ErrorCode::InvalidGguf, "{e}");
 }
 
 #[test]
 fn a_model_larger_than_the_memory_budget_is_refused_up_front() {
     let bytes = model_bytes(SMOLLM2);
     let opts = LoadOptions { max_memory_bytes: Some(64 << 20), ..Default::default() };
-    let e = Model::load(&bytes, &opts, native_clock).err().unwrap();
+    let e = Model::load(bytes, &opts, native_clock).err().unwrap();
     assert_eq!(e.code, ErrorCode::TooLarge);
     assert!(e.message.contains("only 64 MiB are available"), "{}", e.message);
+}
+
+/// The real file with one u32 metadata value overwritten.
+fn smollm2_with(key: &str, value: u32) -> Vec<u8> {
+    let mut bytes = model_bytes(SMOLLM2);
+    let at = bytes.windows(key.len()).position(|w| w == key.as_bytes()).unwrap() + key.len();
+    assert_eq!(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()), 4, "{key} is a u32");
+    bytes[at + 4..at + 8].copy_from_slice(&value.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn metadata_that_contradicts_the_tensors() {
+    assert_err(
+        &smollm2_with("llama.feed_forward_length", 1024),
+        ErrorCode::InvalidGguf,
+        "tensor 'blk.0.ffn_gate.weight' is 1536×576; this model's metadata implies 1024×576",
+    );
+    assert_err(
+        &smollm2_with("llama.attention.head_count_kv", 2),
+        ErrorCode::MissingMetadata,
+        "9 attention heads cannot share 2",
+    );
+    assert_err(&smollm2_with("llama.block_count", 31), ErrorCode::InvalidGguf, "no tensor 'blk.30.attn_norm.weight'");
 }
 
 #[test]

@@ -138,7 +138,7 @@ fn the_caller_can_cancel_between_tokens() {
 #[test]
 fn over_long_prompts_are_refused_or_truncated_as_asked() {
     let mut model = edgellm::Model::load(
-        &common::model_bytes(SMOLLM2),
+        common::model_bytes(SMOLLM2),
         &edgellm::LoadOptions { context_length: Some(64), ..Default::default() },
         edgellm::timing::native_clock,
     )

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use edgellm::model::BackendKind;
 use edgellm::timing::native_clock;
 use edgellm::{GenerateRequest, LoadOptions, Message, Model, SamplingParams};
 
@@ -29,6 +30,14 @@ struct ModelArgs {
     /// Chat template preset (zephyr, chatml, llama3, mistral, gemma) instead of the file's own.
     #[arg(long)]
     template: Option<String>,
+    /// Implementation: edgellm (default) or candle (the reference).
+    #[arg(long, value_parser = parse_backend)]
+    backend: Option<BackendKind>,
+}
+
+fn parse_backend(s: &str) -> Result<BackendKind, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| format!("unknown backend '{s}' (edgellm, candle)"))
 }
 
 #[derive(Subcommand)]
@@ -80,9 +89,13 @@ enum Command {
 
 fn load(args: &ModelArgs) -> Result<Model, String> {
     let bytes = std::fs::read(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
-    let opts =
-        LoadOptions { context_length: args.context_length, template: args.template.clone(), max_memory_bytes: None };
-    Model::load(&bytes, &opts, native_clock).map_err(|e| e.to_string())
+    let opts = LoadOptions {
+        context_length: args.context_length,
+        template: args.template.clone(),
+        max_memory_bytes: None,
+        backend: args.backend,
+    };
+    Model::load(bytes, &opts, native_clock).map_err(|e| e.to_string())
 }
 
 fn run(cli: Cli) -> Result<(), String> {

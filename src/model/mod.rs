@@ -2,6 +2,7 @@
 //! from GGUF bytes.
 
 pub mod gemma3;
+pub mod transformer;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -19,6 +20,7 @@ use crate::template::ChatTemplate;
 use crate::timing::{Clock, LoadTimings};
 use crate::tokenizer::Tokenizer;
 use gemma3::Gemma3;
+use transformer::Transformer;
 
 /// candle's llama builds its rotary table for this many positions; we cannot serve more.
 const LLAMA_MAX_POSITIONS: usize = quantized_llama::MAX_SEQ_LEN;
@@ -37,6 +39,18 @@ pub struct LoadOptions {
     /// Refuse models whose estimated memory exceeds this. Default: what wasm32 can still
     /// address (4 GiB less what is in use); natively, no limit.
     pub max_memory_bytes: Option<u64>,
+    /// Which implementation runs the model: `edgellm` (default: our forward pass, weights
+    /// used in place, batched prefill, threads when available) or `candle` (candle's model
+    /// code: the reference the fast path is tested against).
+    pub backend: Option<BackendKind>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    #[default]
+    Edgellm,
+    Candle,
 }
 
 /// What a loaded model is, for display and for the caller's decisions.
@@ -56,6 +70,7 @@ pub struct ModelInfo {
     pub bos_token: String,
     pub eos_token: String,
     pub estimated_memory_bytes: u64,
+    pub backend: BackendKind,
 }
 
 /// Reads tensors out of the file's bytes on demand, with errors that name the tensor.
@@ -125,8 +140,44 @@ impl QuantizedEmbedding {
 }
 
 enum Backend {
-    Llama(quantized_llama::ModelWeights),
-    Gemma3(Gemma3),
+    /// Our forward pass over the file's bytes, which it keeps.
+    Edgellm {
+        model: Transformer,
+        file: FileBytes,
+    },
+    CandleLlama(quantized_llama::ModelWeights),
+    CandleGemma3(Gemma3),
+}
+
+/// The model file, kept whole so the weights are used where they lie. Block types need at
+/// most 8-byte alignment; a buffer that does not start aligned (no allocator we know of
+/// returns one) is copied once into storage that does.
+enum FileBytes {
+    Bytes(Vec<u8>),
+    Aligned { words: Vec<u64>, len: usize },
+}
+
+impl FileBytes {
+    fn new(bytes: Vec<u8>) -> Self {
+        if bytes.as_ptr() as usize % 8 == 0 {
+            return Self::Bytes(bytes);
+        }
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        for (w, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            *w = u64::from_le_bytes(b);
+        }
+        Self::Aligned { words, len: bytes.len() }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Bytes(b) => b,
+            // SAFETY: `words` holds `len` initialised bytes (little-endian, as copied in).
+            Self::Aligned { words, len } => unsafe { std::slice::from_raw_parts(words.as_ptr() as *const u8, *len) },
+        }
+    }
 }
 
 /// Architectures we can run and where their hyper-parameters live.
@@ -136,16 +187,16 @@ fn supported(arch: &str) -> bool {
 
 /// Rough resident size of the loaded model: quantized weights as they are in the file, plus
 /// what the backend expands to f32, plus the KV cache for `ctx` positions.
-fn estimate_memory(g: &Gguf, arch: &str, ctx: usize) -> Result<u64> {
+fn estimate_memory(g: &Gguf, arch: &str, ctx: usize, backend: BackendKind) -> Result<u64> {
     let md = g.metadata();
     let n_layer = md.uint(&format!("{arch}.block_count"))?;
     let n_embd = md.uint(&format!("{arch}.embedding_length"))?;
     let n_head = md.uint(&format!("{arch}.attention.head_count"))?.max(1);
     let n_kv = md.opt_uint(&format!("{arch}.attention.head_count_kv"))?.unwrap_or(n_head);
     let head_dim = md.opt_uint(&format!("{arch}.attention.key_length"))?.unwrap_or(n_embd / n_head);
-    let embd_f32 = match (arch, g.content.tensor_infos.get("token_embd.weight")) {
+    let embd_f32 = match (backend, arch, g.content.tensor_infos.get("token_embd.weight")) {
         // candle's llama expands the embedding table to f32.
-        ("llama", Some(info)) => info.shape.elem_count() as u64 * 4,
+        (BackendKind::Candle, "llama", Some(info)) => info.shape.elem_count() as u64 * 4,
         _ => 0,
     };
     let kv_cache = (ctx as u64).saturating_mul(n_layer).saturating_mul(2 * n_kv * head_dim * 4);
@@ -179,9 +230,13 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn load(bytes: &[u8], opts: &LoadOptions, clock: Clock) -> Result<Self> {
+    /// Load from the whole GGUF file. Pass a `Vec` to hand the bytes over: the default backend
+    /// keeps them and reads the weights in place (a slice is copied once).
+    pub fn load(bytes: impl Into<Vec<u8>>, opts: &LoadOptions, clock: Clock) -> Result<Self> {
         let t0 = clock();
-        let g = gguf::parse(bytes)?;
+        let bytes: Vec<u8> = bytes.into();
+        let backend_kind = opts.backend.unwrap_or_default();
+        let g = gguf::parse(&bytes)?;
         let arch = g.architecture()?;
         if !supported(&arch) {
             bail!(
@@ -191,7 +246,8 @@ impl Model {
         }
         let md = g.metadata();
         let trained_ctx = md.opt_uint(&format!("{arch}.context_length"))?.unwrap_or(2048) as usize;
-        let max_positions = if arch == "llama" { LLAMA_MAX_POSITIONS } else { usize::MAX };
+        let max_positions =
+            if arch == "llama" && backend_kind == BackendKind::Candle { LLAMA_MAX_POSITIONS } else { usize::MAX };
         let ctx = match opts.context_length {
             Some(0) => bail!(InvalidRequest, "context_length must be at least 1"),
             Some(c) if c > trained_ctx.min(max_positions) => bail!(
@@ -202,7 +258,7 @@ impl Model {
             Some(c) => c,
             None => trained_ctx.min(DEFAULT_MAX_CONTEXT),
         };
-        let estimated = estimate_memory(&g, &arch, ctx)?;
+        let estimated = estimate_memory(&g, &arch, ctx, backend_kind)?;
         if let Some(limit) = memory_limit(opts) {
             if estimated > limit {
                 bail!(
@@ -240,16 +296,32 @@ impl Model {
             bos_token: tokenizer.token_text(tokenizer.bos),
             eos_token: tokenizer.token_text(tokenizer.eos),
             estimated_memory_bytes: estimated,
+            backend: backend_kind,
         };
 
-        let backend = match arch.as_str() {
-            "llama" => {
-                let content = g.content;
-                let weights = quantized_llama::ModelWeights::from_gguf(content, &mut Cursor::new(bytes), &Device::Cpu)
-                    .map_err(|e| Error::new(ErrorCode::InvalidGguf, format!("loading the llama weights: {e}")))?;
-                Backend::Llama(weights)
+        let backend = match (backend_kind, arch.as_str()) {
+            (BackendKind::Edgellm, _) => {
+                let model = Transformer::load(&g.content, &bytes, &arch, ctx)?;
+                let (embedding_rows, output_rows) = model.vocab_rows();
+                if embedding_rows.min(output_rows) < tokenizer.vocab_size() {
+                    bail!(
+                        InvalidGguf,
+                        "the embedding table has {embedding_rows} rows and the output layer {output_rows}, but the vocabulary has {} tokens",
+                        tokenizer.vocab_size()
+                    );
+                }
+                Backend::Edgellm { model, file: FileBytes::new(bytes) }
             }
-            _ => Backend::Gemma3(Gemma3::load(&g.content, &TensorSource { content: &g.content, bytes }, ctx)?),
+            (BackendKind::Candle, "llama") => {
+                let content = g.content;
+                let weights = quantized_llama::ModelWeights::from_gguf(content, &mut Cursor::new(&bytes), &Device::Cpu)
+                    .map_err(|e| Error::new(ErrorCode::InvalidGguf, format!("loading the llama weights: {e}")))?;
+                Backend::CandleLlama(weights)
+            }
+            (BackendKind::Candle, _) => {
+                let src = TensorSource { content: &g.content, bytes: &bytes };
+                Backend::CandleGemma3(Gemma3::load(&g.content, &src, ctx)?)
+            }
         };
         let t_weights = clock();
 
@@ -272,6 +344,13 @@ impl Model {
         self.info.context_length
     }
 
+    /// Make room for a sequence of `positions` tokens up front (capped at the context).
+    pub fn reserve_positions(&mut self, positions: usize) {
+        if let Backend::Edgellm { model, .. } = &mut self.backend {
+            model.reserve_kv(positions.min(self.info.context_length));
+        }
+    }
+
     /// Run `tokens` at positions `pos..` and return the logits of the last one.
     /// `pos == 0` starts a new sequence (the KV cache is discarded).
     pub fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
@@ -290,11 +369,19 @@ impl Model {
             bail!(InvalidRequest, "token id {bad} is outside the vocabulary of {}", self.info.vocab_size);
         }
         let logits = match &mut self.backend {
-            Backend::Llama(m) => {
+            Backend::Edgellm { model, file } => {
+                // The whole pass runs on one of rayon's threads, so each matmul's split is taken
+                // up by pool threads that are still spinning from the last one; called from
+                // outside the pool, every one of the ~240 splits per token would have to wake
+                // sleeping threads (in wasm a futex round trip through the browser per split).
+                let file = file.as_slice();
+                return Ok(rayon::scope(|_| model.forward(file, tokens, pos).to_vec()));
+            }
+            Backend::CandleLlama(m) => {
                 let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
                 m.forward(&input, pos)?.squeeze(0)?
             }
-            Backend::Gemma3(m) => {
+            Backend::CandleGemma3(m) => {
                 if pos == 0 {
                     m.clear_kv_cache();
                 }

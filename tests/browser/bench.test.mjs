@@ -10,17 +10,20 @@ import { join } from 'node:path';
 
 test('scripts/bench.mjs writes a complete, plausible JSON report', { timeout: 600_000 }, async () => {
   const out = join(await mkdtemp(join(tmpdir(), 'edgellm-bench-')), 'bench.json');
-  const { stdout } = await promisify(execFile)('node', ['scripts/bench.mjs', '--tokens', '16', '--queries', '1', '--json', out], { maxBuffer: 1 << 24 });
+  const { stdout } = await promisify(execFile)('node', ['scripts/bench.mjs', '--tokens', '16', '--queries', '1', '--threads', '1,2', '--json', out], { maxBuffer: 1 << 24 });
   assert.match(stdout, /\| Model \| Load Time \| Avg Query Time \| Total Time \|/);
   const report = JSON.parse(await readFile(out, 'utf8'));
   assert.equal(report.runs.length, 2, 'node and chromium');
-  // The peer (wllama on the same GGUF, same prompts, 1 thread) is measured in Chromium.
+  // The peer (wllama on the same GGUF, same prompts, same thread counts) is measured in Chromium,
+  // against both of our builds: single-threaded and threaded.
   assert.equal(report.peer.measured, true, JSON.stringify(report.peer));
-  const [cmp] = report.peer.comparisons;
-  assert.ok(cmp.load > 0 && cmp.prefill > 0 && cmp.decode > 0, JSON.stringify(cmp));
+  assert.deepEqual(report.peer.comparisons.map((c) => [c.threads, c.peerThreads]), [[1, 1], [2, 2]]);
+  for (const cmp of report.peer.comparisons) assert.ok(cmp.load > 0 && cmp.prefill > 0 && cmp.decode > 0, JSON.stringify(cmp));
   const chromium = report.runs.find((r) => r.runtime.startsWith('chromium'));
-  const peerRow = chromium.rows.find((r) => r.peer);
-  assert.equal(peerRow.generatedTokens, 16, 'the peer generated the same number of tokens');
+  assert.deepEqual(chromium.rows.filter((r) => !r.peer).map((r) => [r.runtime.build, r.threads]), [['single', 1], ['threads', 2]]);
+  for (const peerRow of chromium.rows.filter((r) => r.peer)) {
+    assert.equal(peerRow.generatedTokens, 16, 'the peer generated the same number of tokens');
+  }
   assert.match(stdout, /edgellm ÷ wllama — load time [\d.]+×, prefill [\d.]+×, decode [\d.]+×/);
   for (const run of report.runs) {
     const [row] = run.rows;

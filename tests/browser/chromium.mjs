@@ -8,8 +8,8 @@ import { startServer } from '../../scripts/serve.mjs';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-export async function withBrowser(fn, { webgpu = false } = {}) {
-  const { server, url } = await startServer({ port: 0, extraMounts: { '/tests/': 'tests/browser' } });
+export async function withBrowser(fn, { webgpu = false, isolated = true } = {}) {
+  const { server, url } = await startServer({ port: 0, extraMounts: { '/tests/': 'tests/browser' }, isolated });
   const profile = mkdtempSync(join(tmpdir(), 'edgellm-chromium-'));
   const args = [
     '--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',

@@ -6,9 +6,10 @@ const question = [
   { role: 'user', content: 'What is the capital of France?' },
 ];
 
-window.runWorkerTest = async (modelUrl) => {
+window.runWorkerTest = async (modelUrl, threads) => {
   const engine = new WorkerEngine();
   const report = { crossOriginIsolated: self.crossOriginIsolated };
+  report.runtime = await engine.init({ threads });
 
   // Bad input first: the worker must survive it.
   try {
@@ -49,4 +50,15 @@ window.runWorkerTest = async (modelUrl) => {
   report.memory = await engine.memory();
   engine.terminate();
   return report;
+};
+
+/** Without cross-origin isolation: which build the worker gets, and that it still answers. */
+window.runFallbackTest = async (modelUrl) => {
+  const engine = new WorkerEngine();
+  const runtime = await engine.init({ threads: 2 });
+  const bytes = await (await fetch(modelUrl)).arrayBuffer();
+  await engine.load(bytes, { transfer: true });
+  const result = await engine.generate({ messages: question, maxNewTokens: 8 });
+  engine.terminate();
+  return { crossOriginIsolated: self.crossOriginIsolated, runtime, text: result.text };
 };

@@ -28,7 +28,7 @@ pub fn model_bytes(file: &str) -> Vec<u8> {
 }
 
 pub fn load(file: &str) -> Model {
-    Model::load(&model_bytes(file), &LoadOptions::default(), native_clock).unwrap()
+    Model::load(model_bytes(file), &LoadOptions::default(), native_clock).unwrap()
 }
 
 /// Writes GGUF v3 bytes field by field, so tests can produce both valid files and every kind

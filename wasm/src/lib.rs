@@ -21,6 +21,17 @@ extern "C" {
     fn performance_now() -> f64;
 }
 
+/// The threaded build's `initThreadPool(n)`: starts `n` Web Workers sharing this module's
+/// memory, on which the core's rayon work (matmul rows, attention heads) then runs.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// How many threads the core computes on (1 in the single-threaded build).
+#[wasm_bindgen(js_name = computeThreads)]
+pub fn compute_threads() -> usize {
+    edgellm::matmul::threads()
+}
+
 #[wasm_bindgen(start)]
 pub fn start() {
     // Should a panic still happen, at least say where in the console.
@@ -63,7 +74,7 @@ pub struct WasmModel {
 impl WasmModel {
     /// Load a GGUF model from its bytes. `options`: `{ context_length?, template?, max_memory_bytes? }`.
     #[wasm_bindgen(constructor)]
-    pub fn new(bytes: &[u8], options: JsValue) -> Result<WasmModel, JsValue> {
+    pub fn new(bytes: Vec<u8>, options: JsValue) -> Result<WasmModel, JsValue> {
         let options: LoadOptions = from_value(options, "load options")?;
         let model = Model::load(bytes, &options, performance_now).map_err(to_js)?;
         Ok(WasmModel { model, session: None })

@@ -60,7 +60,8 @@ async function loadModel() {
     const l = state.modelInfo.loadTimings;
     const { wasmBytes } = await state.engine.memory();
     say('model-status', `${state.modelInfo.name}: ${fromCache ? 'from the browser cache' : 'downloaded'} in ${fetchMs.toFixed(0)} ms, ` +
-      `loaded in ${l.totalMs.toFixed(0)} ms (context ${state.modelInfo.contextLength} tokens; wasm memory ${(wasmBytes / 2 ** 20).toFixed(0)} MiB).`);
+      `loaded in ${l.totalMs.toFixed(0)} ms (context ${state.modelInfo.contextLength} tokens; wasm memory ${(wasmBytes / 2 ** 20).toFixed(0)} MiB; ` +
+      `${describeRuntime(state.modelInfo.runtime)}).`);
     $('ask').disabled = false;
   } catch (e) {
     say('model-status', `Could not load ${entry.name}: ${e.message}`, true);
@@ -68,6 +69,11 @@ async function loadModel() {
     $('progress').hidden = true;
     $('load').disabled = false;
   }
+}
+
+/** "2 threads" or "1 thread (why not more)". */
+function describeRuntime({ threads, fallback }) {
+  return threads > 1 ? `${threads} threads` : `1 thread${fallback ? ` — ${fallback}` : ''}`;
 }
 
 async function loadReranker(readFile) {

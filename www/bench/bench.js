@@ -147,7 +147,7 @@ export function toCSV(rows) {
 export function peerRow(model, peer) {
   const summary = summarize(peer.queries);
   return {
-    model, label: `${model} (${peer.engine})`, peer: true,
+    model, label: `${model} (${peer.engine})`, peer: true, threads: peer.threads,
     load: { fetchMs: 0, totalMs: peer.loadMs },
     ...summary,
     rawDecodeTokS: summary.decodeTokS,
@@ -166,6 +166,8 @@ export function ratios(ours, peer) {
   };
 }
 
-export function formatRatios(model, r) {
-  return `${model}: edgellm ÷ wllama — load time ${r.load.toFixed(2)}×, prefill ${r.prefill.toFixed(2)}×, decode ${r.decode.toFixed(2)}×`;
+/** One comparison line: { model, threads, load, prefill, decode }. */
+export function formatRatios(r) {
+  const threads = r.threads ? `, ${r.threads} thread${r.threads > 1 ? 's' : ''}` : '';
+  return `${r.model}${threads}: edgellm ÷ wllama — load time ${r.load.toFixed(2)}×, prefill ${r.prefill.toFixed(2)}×, decode ${r.decode.toFixed(2)}×`;
 }

@@ -14,6 +14,11 @@ const HISTORY_KEY = 'edgellm-bench-history';
 let registry;
 let lastRun = null;
 
+/** Thread counts to measure, e.g. "1,2" (?threads= or the form); 2+ needs cross-origin isolation. */
+function threadCounts() {
+  return [...new Set($('threads').value.split(',').map((t) => Number(t.trim())).filter((t) => t >= 1))];
+}
+
 async function run() {
   $('run').disabled = true;
   const ids = [...document.querySelectorAll('#models input:checked')].map((i) => i.value);
@@ -22,61 +27,71 @@ async function run() {
   const repetitions = Number($('reps').value);
   const progress = (text) => { $('progress').textContent = text; };
   try {
-    const engine = new WorkerEngine();
+    // Retrieval (embeddings) runs in its own worker; each model × thread count gets a fresh
+    // engine worker, since a worker's wasm build and thread pool are fixed once chosen.
+    const retrieval = new WorkerEngine();
     progress('indexing the sample corpus…');
-    await engine.loadEmbedder(await bertFiles(registry.models.find((m) => m.kind === 'embedding')));
-    const embed = (texts) => engine.embed(texts);
+    await retrieval.loadEmbedder(await bertFiles(registry.models.find((m) => m.kind === 'embedding')));
+    const embed = (texts) => retrieval.embed(texts);
     const index = new DocumentIndex();
     await indexDocuments(index, await sampleCorpus(async (f) => (await fetch(`../corpus/${f}`)).text()), embed);
     const rows = [];
     const comparisons = [];
     for (const id of ids) {
       const entry = registry.models.find((m) => m.id === id);
-      let tokenizer = null;
-      let contextLength = 0;
-      const prompts = []; // the RAG messages of each question, replayed to the peer
-      const row = await benchmarkModel({
-        model: id,
-        engine: {
-          load: async (buffer, options) => {
-            tokenizer?.free();
-            tokenizer = await loadTokenizer(buffer);
-            const info = await engine.load(buffer, { ...options, transfer: true });
-            contextLength = info.contextLength;
-            return info;
+      for (const threads of threadCounts()) {
+        const engine = new WorkerEngine();
+        const runtime = await engine.init({ threads });
+        const label = `${id} (edgellm ${runtime.threads} thread${runtime.threads > 1 ? 's' : ''})`;
+        if (runtime.threads !== threads) progress(`${label}: ${threads} threads unavailable — ${runtime.fallback}`);
+        let tokenizer = null;
+        let contextLength = 0;
+        const prompts = []; // the RAG messages of each question, replayed to the peer
+        const row = await benchmarkModel({
+          model: id,
+          engine: {
+            load: async (buffer, options) => {
+              tokenizer?.free();
+              tokenizer = await loadTokenizer(buffer);
+              const info = await engine.load(buffer, { ...options, transfer: true });
+              contextLength = info.contextLength;
+              return info;
+            },
+            generate: (request) => engine.generate(request),
           },
-          generate: (request) => engine.generate(request),
-        },
-        fetchModel: async () => {
-          const t0 = performance.now();
-          const { buffer, fromCache } = await getModel({ url: modelUrl(entry), sha256: entry.sha256 });
-          return { buffer, fromCache, fetchMs: performance.now() - t0 };
-        },
-        retrieveContext: async (question) => {
-          const { messages, retrieval } = await buildCitedPrompt({ question, index, embed, countTokens: tokenizer.count, contextLength, maxNewTokens });
-          prompts.push(messages);
-          return { messages, retrievalMs: retrieval.timings.totalMs, embedMs: retrieval.timings.embedMs };
-        },
-        memory: () => engine.memory(),
-        onProgress: ({ model, step }) => progress(`${model}: ${step}`),
-        queries, maxNewTokens, repetitions,
-        loadOptions: { template: entry.template === 'none' ? undefined : entry.template },
-      });
-      rows.push(row);
-      show(rows);
-      if ($('peer').checked) {
-        progress(`${id}: the same questions on wllama`);
-        const { buffer } = await getModel({ url: modelUrl(entry), sha256: entry.sha256 });
-        const peer = peerRow(id, await benchmarkWllama({ buffer, prompts: prompts.slice(0, queries.length), maxNewTokens, threads: 1 }));
-        rows.push(peer);
-        comparisons.push({ model: id, ...ratios(row, peer) });
+          fetchModel: async () => {
+            const t0 = performance.now();
+            const { buffer, fromCache } = await getModel({ url: modelUrl(entry), sha256: entry.sha256 });
+            return { buffer, fromCache, fetchMs: performance.now() - t0 };
+          },
+          retrieveContext: async (question) => {
+            const { messages, retrieval: r } = await buildCitedPrompt({ question, index, embed, countTokens: tokenizer.count, contextLength, maxNewTokens });
+            prompts.push(messages);
+            return { messages, retrievalMs: r.timings.totalMs, embedMs: r.timings.embedMs };
+          },
+          memory: () => engine.memory(),
+          onProgress: ({ step }) => progress(`${label}: ${step}`),
+          queries, maxNewTokens, repetitions,
+          loadOptions: { template: entry.template === 'none' ? undefined : entry.template },
+        });
+        engine.terminate();
+        tokenizer?.free();
+        rows.push({ ...row, label, threads: runtime.threads, runtime });
         show(rows, comparisons);
+        if ($('peer').checked) {
+          progress(`${id}: the same questions on wllama, ${threads} thread(s)`);
+          const { buffer } = await getModel({ url: modelUrl(entry), sha256: entry.sha256 });
+          const peer = peerRow(id, await benchmarkWllama({ buffer, prompts: prompts.slice(0, queries.length), maxNewTokens, threads }));
+          rows.push(peer);
+          comparisons.push({ model: id, threads: runtime.threads, peerThreads: peer.threads, ...ratios(row, peer) });
+          show(rows, comparisons);
+        }
       }
     }
-    engine.terminate();
+    retrieval.terminate();
     lastRun = {
       date: new Date().toISOString(), userAgent: navigator.userAgent, crossOriginIsolated, maxNewTokens, repetitions, queries, rows,
-      peer: $('peer').checked ? { measured: true, engine: 'wllama (llama.cpp in wasm), 1 thread, CPU', comparisons } : { measured: false, reason: 'peer comparison not selected' },
+      peer: $('peer').checked ? { measured: true, engine: 'wllama (llama.cpp in wasm), CPU, the same thread counts', comparisons } : { measured: false, reason: 'peer comparison not selected' },
     };
     const history = JSON.parse(localStorage.getItem(HISTORY_KEY) ?? '[]');
     history.unshift({ date: lastRun.date, table: formatTable(rows) });
@@ -94,7 +109,7 @@ async function run() {
 }
 
 function show(rows, comparisons = []) {
-  $('table').textContent = [formatTable(rows), ...comparisons.map((c) => formatRatios(c.model, c))].join('\n');
+  $('table').textContent = [formatTable(rows), ...comparisons.map((c) => formatRatios(c))].join('\n');
   // Bars: decode tok/s and average query time, scaled to the largest value.
   const bars = (label, value, max, unit) => {
     const row = document.createElement('div');
@@ -144,6 +159,7 @@ async function init() {
   $('queries').value = BENCH_QUERIES.slice(0, n).join('\n');
   if (params.has('tokens')) $('tokens').value = params.get('tokens');
   if (params.has('reps')) $('reps').value = params.get('reps');
+  $('threads').value = params.get('threads') ?? (crossOriginIsolated && navigator.hardwareConcurrency > 1 ? '1,2' : '1');
   $('peer').checked = params.get('peer') !== '0';
   renderHistory();
   if (params.get('autorun') === '1') await run();

@@ -39,6 +39,15 @@ export class WorkerEngine {
     });
   }
 
+  /**
+   * Choose the wasm build in the worker before anything else runs there: { threads } (default:
+   * all cores up to 4 when the page is cross-origin isolated, else 1). Resolves to
+   * { build: 'single' | 'threads', threads, fallback }.
+   */
+  init(options = {}) {
+    return this.#call(Kind.INIT, { options });
+  }
+
   /** Load a GGUF model. The bytes are copied unless `options.transfer` is true. */
   load(bytes, options = {}) {
     const { transfer, ...rest } = options;

@@ -9,25 +9,9 @@
 // Works in windows, workers, Node >= 20 and edge runtimes: it needs WebAssembly and
 // `performance`, no DOM.
 
-import init, { WasmModel, WasmTokenizer, wasmMemoryBytes, templatePresets } from '../pkg/edgellm.js';
+import { initWasm, runtime, wasm } from './runtime.js';
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
-let wasmReady = null;
-
-/**
- * Instantiate the wasm module once. `source`: a URL, the .wasm bytes, or a compiled
- * WebAssembly.Module (edge runtimes import it); default: the file beside pkg/edgellm.js.
- */
-export function initWasm(source) {
-  wasmReady ??= (async () => {
-    if (source === undefined && isNode) {
-      const { readFile } = await import('node:fs/promises');
-      source = await readFile(new URL('../pkg/edgellm_bg.wasm', import.meta.url));
-    }
-    await init(source === undefined ? undefined : { module_or_path: source });
-  })();
-  return wasmReady;
-}
 
 /** Let other tasks (an abort message, a UI event) run between two tokens. */
 export function yieldToEventLoop() {
@@ -74,19 +58,30 @@ export class Engine {
   #model = null;
   #generating = false;
 
-  /** Load a GGUF model from bytes, replacing any loaded one. Options: { contextLength, template, maxMemoryBytes, wasm }. */
+  /**
+   * Choose and instantiate the wasm build (see runtime.js) before the first load. options:
+   * { threads, wasm (the module source) }. Resolves to { build, threads, fallback }.
+   */
+  async init({ threads, wasm: source } = {}) {
+    return initWasm({ source, threads });
+  }
+
+  /**
+   * Load a GGUF model from bytes, replacing any loaded one. Options: { contextLength, template,
+   * maxMemoryBytes, backend: 'edgellm' | 'candle', threads, wasm } (the last two as in init()).
+   */
   async load(bytes, options = {}) {
-    const { wasm, ...rest } = options;
-    await initWasm(wasm);
+    const { wasm: source, threads, ...rest } = options;
+    await this.init({ threads, wasm: source });
     this.unload();
-    this.#model = new WasmModel(asBytes(bytes), coreRequest(rest));
+    this.#model = new (wasm().WasmModel)(asBytes(bytes), coreRequest(rest));
     return this.info();
   }
 
   /** What is loaded: architecture, name, contextLength, template…, and loadTimings. */
   info() {
     const m = this.#require();
-    return { ...renameKeys(m.info(), toCamel), loadTimings: renameKeys(m.loadTimings(), toCamel) };
+    return { ...renameKeys(m.info(), toCamel), loadTimings: renameKeys(m.loadTimings(), toCamel), runtime: runtime() };
   }
 
   /**
@@ -155,11 +150,11 @@ export class Engine {
   /** Bytes of wasm memory; the JS heap where the runtime reports it. */
   static memory() {
     const jsHeap = globalThis.performance?.memory?.usedJSHeapSize ?? (isNode ? process.memoryUsage().heapUsed : null);
-    return { wasmBytes: wasmReady ? wasmMemoryBytes() : 0, jsHeapBytes: jsHeap };
+    return { wasmBytes: runtime() ? wasm().wasmMemoryBytes() : 0, jsHeapBytes: jsHeap };
   }
 
   static templatePresets() {
-    return templatePresets();
+    return wasm().templatePresets();
   }
 
   #require() {
@@ -175,8 +170,8 @@ export class Engine {
  * the page's thread (the prompt builder fits sources into the context with it).
  */
 export async function loadTokenizer(ggufBytes, options = {}) {
-  await initWasm(options.wasm);
-  const tokenizer = new WasmTokenizer(asBytes(ggufBytes));
+  await initWasm({ source: options.wasm, threads: options.threads });
+  const tokenizer = new (wasm().WasmTokenizer)(asBytes(ggufBytes));
   return {
     encode: (text) => Array.from(tokenizer.encode(text)),
     count: (text) => tokenizer.count(text),

@@ -7,8 +7,8 @@
 //
 // In Node, `Embedder.load()` with no argument reads the fetched model from ~/.cache/edgellm.
 
-import { WasmEmbedder, WasmReranker } from '../pkg/edgellm.js';
-import { initWasm, yieldToEventLoop } from './core.js';
+import { yieldToEventLoop } from './core.js';
+import { initWasm, wasm } from './runtime.js';
 
 const FILES = { config: 'config.json', weights: 'model.safetensors', tokenizer: 'tokenizer.json' };
 /** Texts per wasm call: large enough to batch the matrix work, small enough to stay responsive. */
@@ -43,7 +43,7 @@ export class Embedder {
   static async load(files) {
     await initWasm();
     const { config, weights, tokenizer } = files ?? (await readFromCache());
-    return new Embedder(new WasmEmbedder(config, weights, tokenizer));
+    return new Embedder(new (wasm().WasmEmbedder)(config, weights, tokenizer));
   }
 
   get dim() {
@@ -82,7 +82,7 @@ export class Reranker {
 
   static async load({ config, weights, tokenizer }) {
     await initWasm();
-    return new Reranker(new WasmReranker(config, weights, tokenizer));
+    return new Reranker(new (wasm().WasmReranker)(config, weights, tokenizer));
   }
 
   async score(query, passages) {

@@ -34,14 +34,27 @@ export interface GenerateRequest extends SamplingOptions {
   signal?: AbortSignal;
 }
 
-export interface LoadOptions {
+export interface InitOptions {
+  /** 1: the single-threaded build; more: the threaded one, where it can run (a cross-origin
+   *  isolated Web Worker), else the single one. Default: cores up to 4 where threads run, else 1.
+   *  The first init/load in a thread decides. */
+  threads?: number;
+  /** Where the single-threaded .wasm is (URL, bytes or WebAssembly.Module); default beside pkg/edgellm.js. */
+  wasm?: string | URL | BufferSource | WebAssembly.Module;
+}
+
+/** The wasm build in use and why not the threaded one, if not. */
+export interface RuntimeInfo { build: 'single' | 'threads'; threads: number; fallback: string | null }
+
+export interface LoadOptions extends InitOptions {
   /** Context window to serve; default the model's, at most 4096. */
   contextLength?: number;
   /** Chat template preset: 'auto' | 'zephyr' | 'chatml' | 'llama3' | 'mistral' | 'gemma'. */
   template?: string;
   maxMemoryBytes?: number;
-  /** Where the .wasm is (URL, bytes or WebAssembly.Module); default beside pkg/edgellm.js. */
-  wasm?: string | URL | BufferSource | WebAssembly.Module;
+  /** 'edgellm' (default): our forward pass and kernels; 'candle': candle's model code, the
+   *  reference the fast path is tested against. */
+  backend?: 'edgellm' | 'candle';
 }
 
 export interface LoadTimings { parseMs: number; tokenizerMs: number; weightsMs: number; totalMs: number }
@@ -60,7 +73,9 @@ export interface ModelInfo {
   bosToken: string;
   eosToken: string;
   estimatedMemoryBytes: number;
+  backend: 'edgellm' | 'candle';
   loadTimings: LoadTimings;
+  runtime: RuntimeInfo;
 }
 
 export interface GenerationTimings {
@@ -93,9 +108,13 @@ export interface EngineInterface {
   abort(): void;
 }
 
-export declare function initWasm(source?: string | URL | BufferSource | WebAssembly.Module): Promise<void>;
+export declare function initWasm(options?: { source?: string | URL | BufferSource | WebAssembly.Module; threads?: number }): Promise<RuntimeInfo>;
+export declare function runtime(): RuntimeInfo | null;
+export declare function defaultThreads(): number;
+export declare function threadsUnavailableReason(): string | null;
 
 export declare class Engine implements EngineInterface {
+  init(options?: InitOptions): Promise<RuntimeInfo>;
   load(bytes: Uint8Array | ArrayBuffer, options?: LoadOptions): Promise<ModelInfo>;
   info(): ModelInfo;
   stream(request: GenerateRequest): AsyncIterable<string>;
@@ -112,6 +131,7 @@ export declare class Engine implements EngineInterface {
 
 export declare class WorkerEngine implements EngineInterface {
   constructor(worker?: Worker);
+  init(options?: InitOptions): Promise<RuntimeInfo>;
   load(bytes: Uint8Array | ArrayBuffer, options?: LoadOptions & { transfer?: boolean }): Promise<ModelInfo>;
   stream(request: GenerateRequest): AsyncIterable<string>;
   generate(request: GenerateRequest, onToken?: (piece: string) => void): Promise<GenerationResult>;

@@ -4,6 +4,7 @@
 
 export const Kind = Object.freeze({
   // page → worker
+  INIT: 'init', // { id, options: { threads } } → { build, threads, fallback }
   LOAD: 'load', // { id, bytes, options }
   GENERATE: 'generate', // { id, request }          → token* then result { text, finishReason, timings }
   ABORT: 'abort', // { target }                      (no reply; the generation ends with an AbortError)

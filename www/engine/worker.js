@@ -15,6 +15,8 @@ const post = (msg) => self.postMessage(msg);
 
 async function handle(msg) {
   switch (msg.kind) {
+    case Kind.INIT:
+      return engine.init(msg.options);
     case Kind.LOAD:
       return engine.load(msg.bytes, msg.options);
     case Kind.GENERATE: {
