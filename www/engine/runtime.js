@@ -48,10 +48,11 @@ export function initWasm({ source, threads } = {}) {
 
 async function instantiate(source, threads) {
   let fallback = null;
-  if (threads > 1 && (fallback = threadsUnavailableReason())) threads = 1;
+  if (threads > 1 && source !== undefined) fallback = 'a module source was given, and sources are of the single-threaded build';
+  if (threads > 1 && (fallback ??= threadsUnavailableReason())) threads = 1;
   if (threads > 1) {
     const bindings = await import('../pkg-threads/edgellm.js');
-    await bindings.default(source === undefined ? undefined : { module_or_path: source });
+    await bindings.default();
     await bindings.initThreadPool(threads);
     current = { bindings, build: 'threads', threads: bindings.computeThreads(), fallback };
   } else {
