@@ -250,7 +250,8 @@ fn matmul_own(m: &QMatrix, format: WeightFormat, file: &[u8], n: usize, out: &mu
     }
 }
 
-fn grown<T: Default + Clone>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+/// `buf[..len]`, growing the vector if needed (never shrinking: no reallocation per token).
+pub(crate) fn grown<T: Default + Clone>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
     if buf.len() < len {
         buf.resize(len, T::default());
     }

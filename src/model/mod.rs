@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::bail;
 use crate::error::{Error, ErrorCode, Result};
 use crate::gguf::{self, Gguf};
+use crate::matmul::QMatrix;
 use crate::template::ChatTemplate;
 use crate::timing::{Clock, LoadTimings};
 use crate::tokenizer::Tokenizer;
@@ -84,10 +85,43 @@ impl TensorSource<'_> {
         self.content.tensor_infos.contains_key(name)
     }
 
-    pub fn qtensor(&self, name: &str) -> Result<QTensor> {
-        if !self.has(name) {
-            bail!(InvalidGguf, "the GGUF has no tensor '{name}', which this architecture needs");
+    fn info(&self, name: &str) -> Result<&candle_core::quantized::gguf_file::TensorInfo> {
+        match self.content.tensor_infos.get(name) {
+            Some(info) => Ok(info),
+            None => bail!(InvalidGguf, "the GGUF has no tensor '{name}', which this architecture needs"),
         }
+    }
+
+    /// A matrix (or a vector, as one row) used in place by our backend.
+    pub fn matrix(&self, name: &str) -> Result<QMatrix> {
+        let info = self.info(name)?;
+        let (rows, cols) = match info.shape.dims() {
+            [cols] => (1, *cols),
+            [rows, cols] => (*rows, *cols),
+            dims => bail!(InvalidGguf, "tensor '{name}' has shape {dims:?}; a matrix or vector was expected"),
+        };
+        let offset = self.content.tensor_data_offset as usize + info.offset as usize;
+        QMatrix::new(name, info.ggml_dtype, rows, cols, offset, self.bytes.len())
+    }
+
+    /// A matrix of exactly `rows × cols`.
+    pub fn matrix_of(&self, name: &str, rows: usize, cols: usize) -> Result<QMatrix> {
+        let m = self.matrix(name)?;
+        if (m.rows, m.cols) != (rows, cols) {
+            bail!(InvalidGguf, "tensor '{name}' is {}×{}; this model's metadata implies {rows}×{cols}", m.rows, m.cols);
+        }
+        Ok(m)
+    }
+
+    /// A vector of `len` values, expanded to f32 (norm weights).
+    pub fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>> {
+        let mut v = vec![0f32; len];
+        self.matrix_of(name, 1, len)?.dequantize_row(self.bytes, 0, &mut v);
+        Ok(v)
+    }
+
+    pub fn qtensor(&self, name: &str) -> Result<QTensor> {
+        self.info(name)?;
         self.content
             .tensor(&mut Cursor::new(self.bytes), name, &Device::Cpu)
             .map_err(|e| Error::new(ErrorCode::InvalidGguf, format!("tensor '{name}': {e}")))
@@ -301,7 +335,7 @@ impl Model {
 
         let backend = match (backend_kind, arch.as_str()) {
             (BackendKind::Edgellm, _) => {
-                let model = Transformer::load(&g.content, &bytes, &arch, ctx)?;
+                let model = Transformer::load(&TensorSource { content: &g.content, bytes: &bytes }, &arch, ctx)?;
                 let (embedding_rows, output_rows) = model.vocab_rows();
                 if embedding_rows.min(output_rows) < tokenizer.vocab_size() {
                     bail!(

@@ -12,13 +12,13 @@
 //! The arithmetic follows candle's llama and our Gemma 3 adaptation step for step (RMSNorm,
 //! interleaved or NeoX rotary, grouped-query attention, SiLU or tanh-GELU gated MLP).
 
-use candle_core::quantized::gguf_file::Content;
 use rayon::prelude::*;
 
 use crate::bail;
 use crate::error::Result;
 use crate::gguf::Metadata;
-use crate::matmul::{matmul_each, DisjointOut, QMatrix, Scratch};
+use crate::matmul::{grown, matmul_each, DisjointOut, QMatrix, Scratch};
+use crate::model::TensorSource;
 
 const GEMMA3_DEFAULT_SLIDING_WINDOW_PATTERN: usize = 6;
 const GEMMA3_DEFAULT_ROPE_FREQ_LOCAL: f32 = 10_000.0;
@@ -113,59 +113,10 @@ pub struct Transformer {
     buf: Buffers,
 }
 
-/// `buf[..len]`, growing the vector if needed (never shrinking: no reallocation per token).
-fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    if buf.len() < len {
-        buf.resize(len, 0.0);
-    }
-    &mut buf[..len]
-}
-
-/// Tensors of one file, checked and located.
-struct Tensors<'a> {
-    content: &'a Content,
-    file_len: usize,
-}
-
-impl Tensors<'_> {
-    fn has(&self, name: &str) -> bool {
-        self.content.tensor_infos.contains_key(name)
-    }
-
-    fn matrix(&self, name: &str) -> Result<QMatrix> {
-        let Some(info) = self.content.tensor_infos.get(name) else {
-            bail!(InvalidGguf, "the GGUF has no tensor '{name}', which this architecture needs");
-        };
-        let (rows, cols) = match info.shape.dims() {
-            [cols] => (1, *cols),
-            [rows, cols] => (*rows, *cols),
-            dims => bail!(InvalidGguf, "tensor '{name}' has shape {dims:?}; a matrix or vector was expected"),
-        };
-        let offset = self.content.tensor_data_offset as usize + info.offset as usize;
-        QMatrix::new(name, info.ggml_dtype, rows, cols, offset, self.file_len)
-    }
-
-    /// A matrix of exactly `rows × cols`.
-    fn matrix_of(&self, name: &str, rows: usize, cols: usize) -> Result<QMatrix> {
-        let m = self.matrix(name)?;
-        if (m.rows, m.cols) != (rows, cols) {
-            bail!(InvalidGguf, "tensor '{name}' is {}×{}; this model's metadata implies {rows}×{cols}", m.rows, m.cols);
-        }
-        Ok(m)
-    }
-
-    fn vector(&self, file: &[u8], name: &str, len: usize) -> Result<Vec<f32>> {
-        let m = self.matrix_of(name, 1, len)?;
-        let mut v = vec![0f32; len];
-        m.dequantize_row(file, 0, &mut v);
-        Ok(v)
-    }
-}
-
 impl Transformer {
     /// `arch` is "llama" or "gemma3"; `file` the whole GGUF, whose tensors stay where they are.
-    pub fn load(content: &Content, file: &[u8], arch: &str, max_positions: usize) -> Result<Self> {
-        let md = Metadata(&content.metadata);
+    pub fn load(src: &TensorSource<'_>, arch: &str, max_positions: usize) -> Result<Self> {
+        let md = Metadata(&src.content.metadata);
         let key = |k: &str| format!("{arch}.{k}");
         let uint = |k: &str| -> Result<usize> { Ok(md.uint(&key(k))? as usize) };
         let float = |k: &str, default: f32| md.get(&key(k)).and_then(|v| v.to_f32().ok()).unwrap_or(default);
@@ -216,21 +167,21 @@ impl Transformer {
             (None, 1)
         };
 
-        let t = Tensors { content, file_len: file.len() };
+        let t = src;
         let (q_dim, kv_dim) = (n_head * head_dim, n_kv_head * head_dim);
         let mut layers = Vec::with_capacity(n_layer);
         for i in 0..n_layer {
             let p = |n: &str| format!("blk.{i}.{n}.weight");
             let gemma_norm = |n: &str, len: usize| -> Result<Option<Vec<f32>>> {
                 if gemma {
-                    Ok(Some(t.vector(file, &p(n), len)?))
+                    Ok(Some(t.vector(&p(n), len)?))
                 } else {
                     Ok(None)
                 }
             };
             let local = window.is_some() && (i + 1) % pattern != 0;
             layers.push(Layer {
-                attn_norm: t.vector(file, &p("attn_norm"), n_embd)?,
+                attn_norm: t.vector(&p("attn_norm"), n_embd)?,
                 wq: t.matrix_of(&p("attn_q"), q_dim, n_embd)?,
                 wk: t.matrix_of(&p("attn_k"), kv_dim, n_embd)?,
                 wv: t.matrix_of(&p("attn_v"), kv_dim, n_embd)?,
@@ -239,7 +190,7 @@ impl Transformer {
                 k_norm: gemma_norm("attn_k_norm", head_dim)?,
                 post_attn_norm: gemma_norm("post_attention_norm", n_embd)?,
                 post_ffn_norm: gemma_norm("post_ffw_norm", n_embd)?,
-                ffn_norm: t.vector(file, &p("ffn_norm"), n_embd)?,
+                ffn_norm: t.vector(&p("ffn_norm"), n_embd)?,
                 gate: t.matrix_of(&p("ffn_gate"), n_ff, n_embd)?,
                 up: t.matrix_of(&p("ffn_up"), n_ff, n_embd)?,
                 down: t.matrix_of(&p("ffn_down"), n_embd, n_ff)?,
@@ -259,7 +210,7 @@ impl Transformer {
             bail!(InvalidGguf, "{output_name} has rows of {}, not the embedding length {n_embd}", output.cols);
         }
         Ok(Self {
-            output_norm: t.vector(file, "output_norm.weight", n_embd)?,
+            output_norm: t.vector("output_norm.weight", n_embd)?,
             cfg,
             layers,
             embed,
