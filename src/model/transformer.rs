@@ -1,8 +1,8 @@
 //! The forward pass we run by default: llama-family models and Gemma 3 over quantized weights
 //! used in place in the file's bytes (see [`crate::matmul`]).
 //!
-//! Why not candle's model code (kept as the `reference` backend, against which tests check
-//! that greedy output is unchanged): for a 135M model in a browser its costs were not the
+//! Why not candle's model code (kept as the `candle` backend, the reference tests/backends.rs
+//! compares logits and greedy choices with): for a 135M model in a browser its costs were not the
 //! arithmetic — every op allocated a tensor, prefill ran the quantized matmuls one token at a
 //! time, candle's llama copied the weights and expanded the embedding table to f32, and
 //! nothing used a second thread. Here every buffer is allocated once and reused, prefill
