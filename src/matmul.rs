@@ -210,7 +210,7 @@ fn for_each_pair(
     });
 }
 
-/// Our kernels: activations quantized once into [`Q8Row`] form.
+/// The input of our kernels, quantized once into the [`Q8Row`] form they read.
 fn quantize_input(x: &[f32], cols: usize, scratch: &mut Scratch) {
     let blocks = x.len() / kernels::BLOCK;
     let (qs, d, s) = (grown(&mut scratch.qs, x.len()), grown(&mut scratch.d, blocks), grown(&mut scratch.s, blocks));

@@ -225,14 +225,6 @@ impl Transformer {
         (self.embed.rows, self.output.rows)
     }
 
-    /// Bytes held besides the file: KV cache and buffers.
-    pub fn working_bytes(&self) -> usize {
-        let b = &self.buf;
-        let bufs = [&b.x, &b.normed, &b.q, &b.k, &b.v, &b.attn, &b.proj, &b.gate, &b.up, &b.scores, &b.logits];
-        let kv: usize = self.layers.iter().map(|l| l.k_cache.capacity() + l.v_cache.capacity()).sum();
-        (kv + bufs.iter().map(|v| v.capacity()).sum::<usize>()) * 4
-    }
-
     /// Logits of the last of `tokens`, placed at positions `pos..`; `pos == 0` starts a new
     /// sequence. The caller has checked ids and positions against vocabulary and context.
     pub fn forward(&mut self, file: &[u8], tokens: &[u32], pos: usize) -> &[f32] {
