@@ -25,6 +25,14 @@ RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 \
 wasm-bindgen --target web --out-dir www/pkg-threads --out-name edgellm \
   target/threads/wasm32-unknown-unknown/release/edgellm_wasm.wasm
 
+# The ONNX backend (onnx/: exporter + wonnx on WebGPU) is its own crate, lock file and module,
+# www/pkg-onnx/, loaded only when an ONNX model is chosen: wonnx's wgpu 0.16 needs web-sys held
+# at 0.3.64 and its WebGPU bindings, which are behind web-sys's unstable APIs.
+(cd onnx && RUSTFLAGS="--cfg=web_sys_unstable_apis -C target-feature=+simd128" \
+  cargo build --release --lib --target wasm32-unknown-unknown)
+wasm-bindgen --target web --out-dir www/pkg-onnx --out-name edgellm_onnx \
+  onnx/target/wasm32-unknown-unknown/release/edgellm_onnx.wasm
+
 # Browser copies of the npm modules the page imports (www/vendor/ is generated, not committed):
 # the page has no bundler, and an inline import map would need a CSP exception.
 scripts/setup.sh node
@@ -42,4 +50,4 @@ if [ "${EDGELLM_WASM_OPT:-0}" = 1 ]; then
   npx wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-threads \
     www/pkg-threads/edgellm_bg.wasm -o www/pkg-threads/edgellm_bg.wasm
 fi
-ls -l www/pkg/edgellm_bg.wasm www/pkg-threads/edgellm_bg.wasm
+ls -l www/pkg/edgellm_bg.wasm www/pkg-threads/edgellm_bg.wasm www/pkg-onnx/edgellm_onnx_bg.wasm

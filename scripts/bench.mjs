@@ -1,7 +1,9 @@
 // The headless benchmark: the same www/bench/bench.js in Node (the edge-worker path) and in
 // headless Chromium (the page, engine in a Web Worker), printed in the reference format.
-//   node scripts/bench.mjs [--models smollm2-135m,gemma3-270m] [--tokens 64] [--queries 3]
-//                          [--reps 1] [--threads 1,2] [--json FILE] [--only node|chromium]
+// ONNX models (registry backend "webgpu") run in Chromium with WebGPU enabled, not in Node.
+//   node scripts/bench.mjs [--models smollm2-135m,smollm2-135m-onnx] [--tokens 64] [--queries 3]
+//                          [--reps 1] [--threads 1,2] [--passages 3] [--no-peer] [--json FILE]
+//                          [--only node|chromium]
 import { readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -10,11 +12,13 @@ import { Engine, Embedder, loadTokenizer } from '../www/engine/index.js';
 import { DocumentIndex } from '../www/rag/index.js';
 import { buildCitedPrompt, indexDocuments, sampleCorpus } from '../www/rag/pipeline.js';
 import { BENCH_QUERIES, benchmarkModel, formatRatios, formatTable } from '../www/bench/bench.js';
+import { chatModelSource } from '../www/app/storage.js';
 
 const { values: args } = parseArgs({
   options: {
     models: { type: 'string' }, tokens: { type: 'string', default: '64' }, queries: { type: 'string', default: String(BENCH_QUERIES.length) },
     reps: { type: 'string', default: '1' }, json: { type: 'string' }, only: { type: 'string' }, threads: { type: 'string', default: '1,2' },
+    passages: { type: 'string' }, 'no-peer': { type: 'boolean', default: false },
   },
 });
 const registry = JSON.parse(await readFile(new URL('../models/registry.json', import.meta.url)));
@@ -33,6 +37,11 @@ async function inNode() {
   const rows = [];
   for (const id of modelIds) {
     const entry = registry.models.find((m) => m.id === id);
+    const { file, options: loadOptions } = chatModelSource(registry, entry);
+    if (loadOptions.backend === 'webgpu') {
+      process.stderr.write(`node: ${id} skipped: ONNX models run on WebGPU, which Node does not have (Chromium runs it)\n`);
+      continue;
+    }
     const engine = new Engine();
     let tokenizer;
     let contextLength;
@@ -49,17 +58,17 @@ async function inNode() {
       },
       fetchModel: async () => {
         const t0 = performance.now();
-        const buffer = await readFile(join(modelsDir, entry.file));
+        const buffer = await readFile(join(modelsDir, file.file));
         return { buffer, fromCache: true, fetchMs: performance.now() - t0 };
       },
       retrieveContext: async (question) => {
-        const { messages, retrieval } = await buildCitedPrompt({ question, index, embed, countTokens: tokenizer.count, contextLength, maxNewTokens });
+        const { messages, retrieval } = await buildCitedPrompt({ question, index, embed, countTokens: tokenizer.count, contextLength, maxNewTokens, retrieval: args.passages ? { topKFinal: Number(args.passages) } : {} });
         return { messages, retrievalMs: retrieval.timings.totalMs, embedMs: retrieval.timings.embedMs };
       },
       memory: async () => Engine.memory(),
       onProgress: ({ model, step }) => process.stderr.write(`node ${model}: ${step}\n`),
       queries, maxNewTokens, repetitions,
-      loadOptions: { template: entry.template === 'none' ? undefined : entry.template },
+      loadOptions,
     }));
     engine.unload();
     tokenizer.free();
@@ -70,9 +79,11 @@ async function inNode() {
 
 async function inChromium() {
   const { withBrowser } = await import('../tests/browser/chromium.mjs');
+  const webgpu = modelIds.some((id) => registry.models.find((m) => m.id === id)?.backend === 'webgpu');
   return withBrowser(async ({ page, url, logs }) => {
     page.on('console', (m) => m.type() === 'error' && process.stderr.write(`chromium: ${m.text()}\n`));
-    await page.goto(`${url}bench/?models=${modelIds.join(',')}&tokens=${maxNewTokens}&queries=${queries.length}&reps=${repetitions}&threads=${args.threads}&autorun=1`);
+    await page.goto(`${url}bench/?models=${modelIds.join(',')}&tokens=${maxNewTokens}&queries=${queries.length}&reps=${repetitions}&threads=${args.threads}` +
+      `${args.passages ? `&passages=${args.passages}` : ''}${args['no-peer'] ? '&peer=0' : ''}&autorun=1`);
     const poll = setInterval(async () => process.stderr.write(`chromium: ${await page.textContent('#progress').catch(() => '')}\n`), 15000);
     try {
       await page.waitForFunction(() => window.benchResults, null, { timeout: 0 });
@@ -82,7 +93,7 @@ async function inChromium() {
     const result = await page.evaluate(() => window.benchResults);
     if (result.error) throw new Error(`the benchmark page failed: ${result.error}\n${logs.join('\n')}`);
     return { runtime: `chromium (${result.crossOriginIsolated ? 'cross-origin isolated' : 'not isolated'})`, rows: result.rows, peer: result.peer };
-  });
+  }, { webgpu });
 }
 
 const runs = [];

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what building and testing edgellm needs, once; later runs find it cached.
-#   scripts/setup.sh [build] [browser] [node] [models...]
+#   scripts/setup.sh [build] [browser] [gpu] [node] [models...]
 # Tools go to ~/.cache/edgellm (never into the repository).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,9 +22,22 @@ need_build() {
 need_browser() {
   if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     echo "installing Debian chromium + chromium-driver"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+    apt_install chromium chromium-driver
+  fi
+}
+
+apt_install() {
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+need_gpu() {
+  # The ONNX backend's native tests run wonnx on Mesa's software Vulkan (lavapipe) when there
+  # is no GPU: the same WebGPU shaders, computed on the CPU.
+  if ! ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1; then
+    echo "installing Mesa's Vulkan drivers (lavapipe)"
+    apt_install mesa-vulkan-drivers
   fi
 }
 
@@ -39,6 +52,7 @@ for what in "$@"; do
   case "$what" in
     build) need_build ;;
     browser) need_browser ;;
+    gpu) need_gpu ;;
     node) need_node ;;
     *) python3 models/fetch.py "$what" >/dev/null ;;
   esac

@@ -31,6 +31,15 @@ pub enum ErrorCode {
     Inference,
     /// Safetensors weights, config.json or tokenizer.json of a non-GGUF model are unusable.
     InvalidWeights,
+    /// The bytes are not a usable ONNX model (not protobuf, no graph, bad initializer).
+    InvalidOnnx,
+    /// The ONNX graph uses an operator (or an operator variant) the WebGPU runtime lacks.
+    UnsupportedOperator,
+    /// An ONNX input has a dynamic dimension that cannot be fixed to a static size.
+    UnsupportedShape,
+    /// WebGPU is missing (no `navigator.gpu`, no adapter, no device): the ONNX backend cannot
+    /// run; the GGUF/CPU backend still can.
+    WebGpuUnavailable,
 }
 
 impl ErrorCode {
@@ -47,6 +56,10 @@ impl ErrorCode {
             Self::Template => "template_error",
             Self::Inference => "inference_error",
             Self::InvalidWeights => "invalid_weights",
+            Self::InvalidOnnx => "invalid_onnx",
+            Self::UnsupportedOperator => "unsupported_operator",
+            Self::UnsupportedShape => "unsupported_shape",
+            Self::WebGpuUnavailable => "webgpu_unavailable",
         }
     }
 }

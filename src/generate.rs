@@ -11,9 +11,9 @@ use crate::bail;
 use crate::error::Result;
 use crate::model::Model;
 use crate::sampling::{Sampler, SamplingParams};
-use crate::template::Message;
-use crate::timing::{per_second, GenerationTimings};
-use crate::tokenizer::StreamDecoder;
+use crate::template::{ChatTemplate, Message};
+use crate::timing::{per_second, Clock, GenerationTimings};
+use crate::tokenizer::{StreamDecoder, Tokenizer};
 
 pub const DEFAULT_MAX_NEW_TOKENS: usize = 256;
 
@@ -131,6 +131,40 @@ impl StopStrings {
     }
 }
 
+/// What a generation needs from a model besides its forward pass. The forward pass is the
+/// caller's: `Model` runs it synchronously ([`Session::next`]); the ONNX backend awaits it on
+/// the GPU between [`Session::step`] and [`Session::accept`].
+pub trait TextModel {
+    fn tokenizer(&self) -> &Tokenizer;
+    fn template(&self) -> &ChatTemplate;
+    fn clock(&self) -> Clock;
+    fn context_length(&self) -> usize;
+}
+
+impl TextModel for Model {
+    fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+    fn template(&self) -> &ChatTemplate {
+        &self.template
+    }
+    fn clock(&self) -> Clock {
+        self.clock
+    }
+    fn context_length(&self) -> usize {
+        self.info.context_length
+    }
+}
+
+/// The tokens the model must run next, at positions `pos..`, for the logits of the last one.
+pub struct Step<'a> {
+    pub tokens: &'a [u32],
+    pub pos: usize,
+    /// On the first step (`pos == 0`): the positions the whole generation can reach, so the
+    /// model can size its KV cache once.
+    pub positions: usize,
+}
+
 pub struct Session {
     tokens: Vec<u32>,
     /// Tokens already in the model's KV cache.
@@ -144,15 +178,17 @@ pub struct Session {
     timings: GenerationTimings,
     t_start: f64,
     t_first: f64,
+    /// When the pending step's forward pass began.
+    t_step: f64,
 }
 
 impl Session {
     /// Render and tokenize the request and check it fits; no model compute yet.
-    pub fn start(model: &Model, req: &GenerateRequest) -> Result<Self> {
-        let t_start = (model.clock)();
+    pub fn start(model: &impl TextModel, req: &GenerateRequest) -> Result<Self> {
+        let t_start = (model.clock())();
         let sampler = Sampler::new(req.sampling.clone())?;
         let text = match (&req.messages, &req.prompt) {
-            (Some(m), None) => model.template.render(m, true)?,
+            (Some(m), None) => model.template().render(m, true)?,
             (None, Some(p)) => p.clone(),
             _ => bail!(InvalidRequest, "give exactly one of `messages` or `prompt`"),
         };
@@ -162,7 +198,8 @@ impl Session {
         if req.max_new_tokens == 0 {
             bail!(InvalidRequest, "max_new_tokens must be at least 1");
         }
-        let mut tokens = model.tokenizer.encode(&text, true)?;
+        let tokenizer = model.tokenizer();
+        let mut tokens = tokenizer.encode(&text, true)?;
         let ctx = model.context_length();
         if tokens.len() + req.max_new_tokens > ctx {
             match req.overflow {
@@ -181,15 +218,14 @@ impl Session {
                             req.max_new_tokens
                         );
                     }
-                    let keep_bos =
-                        usize::from(model.tokenizer.bos.is_some() && tokens.first() == model.tokenizer.bos.as_ref());
+                    let keep_bos = usize::from(tokenizer.bos.is_some() && tokens.first() == tokenizer.bos.as_ref());
                     let room = ctx - req.max_new_tokens - keep_bos;
                     let cut = tokens.len() - keep_bos - room;
                     tokens.drain(keep_bos..keep_bos + cut);
                 }
             }
         }
-        let t_tokenized = (model.clock)();
+        let t_tokenized = (model.clock())();
         Ok(Self {
             timings: GenerationTimings {
                 prompt_tokens: tokens.len(),
@@ -210,6 +246,7 @@ impl Session {
             finish: None,
             t_start,
             t_first: 0.0,
+            t_step: 0.0,
         })
     }
 
@@ -237,22 +274,38 @@ impl Session {
     /// Compute one token. Returns the text it adds (possibly empty while a character or a
     /// possible stop string is incomplete), or `None` once the generation has finished.
     pub fn next(&mut self, model: &mut Model) -> Result<Option<String>> {
-        if self.finish.is_some() {
-            return Ok(None);
-        }
-        let clock = model.clock;
-        let logits = if self.cached == 0 {
+        let Some(step) = self.step(model) else { return Ok(None) };
+        let (pos, positions) = (step.pos, step.positions);
+        if pos == 0 {
             // The whole generation's KV cache at once: growing it token by token would leave
             // the smaller copies behind as holes in wasm memory, which never shrinks.
-            model.reserve_positions(self.tokens.len() + self.max_new_tokens);
-            let t0 = clock();
-            let logits = model.forward(&self.tokens, 0)?;
-            self.timings.prefill_ms = clock() - t0;
+            model.reserve_positions(positions);
+        }
+        let logits = model.forward(&self.tokens[pos..], pos)?;
+        self.accept(model, logits)
+    }
+
+    /// What to run next, or `None` once the generation has finished. Follow it with
+    /// [`Session::accept`] and the logits of the step's last token.
+    pub fn step(&mut self, model: &impl TextModel) -> Option<Step<'_>> {
+        if self.finish.is_some() {
+            return None;
+        }
+        self.t_step = (model.clock())();
+        Some(Step {
+            tokens: &self.tokens[self.cached..],
+            pos: self.cached,
+            positions: self.tokens.len() + self.max_new_tokens,
+        })
+    }
+
+    /// Sample from the logits of the last [`Session::step`]; returns the text the token adds.
+    pub fn accept(&mut self, model: &impl TextModel, logits: Vec<f32>) -> Result<Option<String>> {
+        let clock = model.clock();
+        if self.cached == 0 {
+            self.timings.prefill_ms = clock() - self.t_step;
             self.timings.prefill_tok_s = per_second(self.tokens.len(), self.timings.prefill_ms);
-            logits
-        } else {
-            model.forward(&self.tokens[self.cached..], self.cached)?
-        };
+        }
         self.cached = self.tokens.len();
         let token = self.sampler.sample(logits, &self.tokens)?;
 
@@ -266,12 +319,13 @@ impl Session {
         self.timings.decode_tok_s = per_second(self.timings.generated_tokens - 1, self.timings.decode_ms);
         self.timings.total_ms = now - self.t_start;
 
-        if !self.ignore_eos && model.tokenizer.is_stop_token(token) {
+        let tokenizer = model.tokenizer();
+        if !self.ignore_eos && tokenizer.is_stop_token(token) {
             self.finish = Some(FinishReason::Stop);
             return Ok(Some(self.stops.flush()));
         }
         self.tokens.push(token);
-        let piece = self.decoder.step(&model.tokenizer, token)?;
+        let piece = self.decoder.step(tokenizer, token)?;
         let (mut out, hit) = self.stops.push(&piece);
         if hit {
             self.finish = Some(FinishReason::Stop);

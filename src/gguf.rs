@@ -104,6 +104,8 @@ pub struct Gguf {
     pub version: u32,
     /// Bytes each tensor occupies in the file, by name (checked to lie inside it).
     pub tensor_bytes: HashMap<String, u64>,
+    /// Where the metadata table ends (and the tensor table begins) in the file.
+    pub metadata_end: usize,
 }
 
 impl Gguf {
@@ -117,6 +119,19 @@ impl Gguf {
 
     pub fn total_tensor_bytes(&self) -> u64 {
         self.tensor_bytes.values().sum()
+    }
+
+    /// A GGUF file with this one's metadata (tokenizer, chat template, hyperparameters) and no
+    /// tensors; `bytes` is the file this was parsed from. The ONNX export ships it beside its
+    /// graphs so the tokenizer is still read from GGUF metadata.
+    pub fn metadata_only(&self, bytes: &[u8]) -> Vec<u8> {
+        const HEADER: usize = 4 + 4 + 8 + 8;
+        let mut out = Vec::with_capacity(self.metadata_end + 32);
+        out.extend_from_slice(&bytes[..8]);
+        out.extend_from_slice(&0u64.to_le_bytes());
+        out.extend_from_slice(&bytes[16..HEADER]);
+        out.extend_from_slice(&bytes[HEADER..self.metadata_end]);
+        out
     }
 }
 
@@ -265,6 +280,7 @@ pub fn parse(bytes: &[u8]) -> Result<Gguf> {
         }
     }
 
+    let metadata_end = r.pos;
     let alignment = match metadata.get("general.alignment") {
         None => DEFAULT_ALIGNMENT,
         Some(Value::U32(a)) if a.is_power_of_two() => *a as u64,
@@ -347,6 +363,7 @@ pub fn parse(bytes: &[u8]) -> Result<Gguf> {
         content: Content { magic: versioned_magic, metadata, tensor_infos, tensor_data_offset: data_start },
         version,
         tensor_bytes,
+        metadata_end,
     })
 }
 

@@ -28,7 +28,7 @@ pub mod timing;
 pub mod tokenizer;
 
 pub use error::{Error, ErrorCode, Result};
-pub use generate::{FinishReason, GenerateRequest, GenerationOutput, OverflowPolicy, Session};
+pub use generate::{FinishReason, GenerateRequest, GenerationOutput, OverflowPolicy, Session, Step, TextModel};
 pub use model::{LoadOptions, Model, ModelInfo};
 pub use sampling::SamplingParams;
 pub use template::{ChatTemplate, Message};

@@ -80,7 +80,21 @@ pub struct TensorSource<'a> {
     bytes: &'a [u8],
 }
 
-impl TensorSource<'_> {
+impl<'a> TensorSource<'a> {
+    pub fn new(gguf: &'a Gguf, bytes: &'a [u8]) -> Self {
+        Self { content: &gguf.content, bytes }
+    }
+
+    /// A tensor as `rows × cols` f32 values, row-major (a vector is one row): for exporters.
+    pub fn dequantized(&self, name: &str) -> Result<(Vec<f32>, usize, usize)> {
+        let m = self.matrix(name)?;
+        let mut out = vec![0f32; m.rows * m.cols];
+        for (r, row) in out.chunks_exact_mut(m.cols).enumerate() {
+            m.dequantize_row(self.bytes, r, row);
+        }
+        Ok((out, m.rows, m.cols))
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.content.tensor_infos.contains_key(name)
     }

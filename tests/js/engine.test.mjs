@@ -95,3 +95,16 @@ test('switching models frees the old one: wasm memory stops growing', async () =
   engine.unload();
   assert.equal(sizes[3], sizes[1], `wasm memory after each load: ${sizes}`);
 });
+
+test('an ONNX (WebGPU) load in a runtime without WebGPU says so, and the CPU path still answers', async () => {
+  const { webgpuStatus } = await import('../../www/engine/index.js');
+  const status = await webgpuStatus();
+  assert.equal(status.available, false);
+  assert.match(status.reason, /WebGPU/);
+  const engine = new Engine();
+  await assert.rejects(engine.load(smollm2, { backend: 'webgpu' }), (e) => e.name === 'EdgeLLMError' && e.code === 'webgpu_unavailable');
+  await engine.load(smollm2);
+  const { text } = await engine.generate({ messages: question, maxNewTokens: 12 });
+  assert.match(text, /Paris/);
+  engine.unload();
+});

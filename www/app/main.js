@@ -5,7 +5,7 @@
 import { WorkerEngine, loadTokenizer } from '../engine/index.js';
 import { DocumentIndex } from '../rag/index.js';
 import { buildCitedPrompt, indexDocuments, sampleCorpus } from '../rag/pipeline.js';
-import { getModel, clearModels, modelUrl, bertFiles, BERT_FILES } from './storage.js';
+import { getModel, clearModels, modelUrl, bertFiles, BERT_FILES, chatModels, chatModelSource } from './storage.js';
 import { readDocument, ACCEPTED } from './documents.js';
 import { loadIndex, saveIndex } from './store.js';
 
@@ -41,22 +41,23 @@ async function loadEmbedder() {
 
 async function loadModel() {
   const entry = state.registry.models.find((m) => m.id === $('model-select').value);
-  if (entry.bytes && entry.bytes > WASM32_LIMIT * 0.75) {
+  const { file, options } = chatModelSource(state.registry, entry);
+  if (file.bytes && file.bytes > WASM32_LIMIT * 0.75) {
     return say('model-status', `${entry.name} is too large for WebAssembly's 4 GiB memory.`, true);
   }
   $('load').disabled = $('ask').disabled = true;
   $('progress').hidden = false;
   try {
     const t0 = performance.now();
-    const { buffer, fromCache } = await getModel({ url: modelUrl(entry), sha256: entry.sha256 }, ({ loaded, total }) => {
+    const { buffer, fromCache } = await getModel({ url: modelUrl(file), sha256: file.sha256 }, ({ loaded, total }) => {
       $('progress').value = total ? loaded / total : 0;
       say('model-status', `downloading ${(loaded / 2 ** 20).toFixed(0)}${total ? ` / ${(total / 2 ** 20).toFixed(0)}` : ''} MiB`);
     });
     const fetchMs = performance.now() - t0;
     state.tokenizer?.free();
     state.tokenizer = await loadTokenizer(buffer);
-    const template = entry.template === 'none' ? undefined : entry.template;
-    state.modelInfo = await state.engine.load(buffer, { transfer: true, template });
+    if (options.backend === 'webgpu') say('model-status', `exporting ${file.name} to ONNX and loading it on WebGPU…`);
+    state.modelInfo = await state.engine.load(buffer, { ...options, transfer: true });
     const l = state.modelInfo.loadTimings;
     const { wasmBytes } = await state.engine.memory();
     say('model-status', `${state.modelInfo.name}: ${fromCache ? 'from the browser cache' : 'downloaded'} in ${fetchMs.toFixed(0)} ms, ` +
@@ -71,8 +72,9 @@ async function loadModel() {
   }
 }
 
-/** "2 threads" or "1 thread (why not more)". */
-function describeRuntime({ threads, fallback }) {
+/** "WebGPU (adapter)", "2 threads" or "1 thread (why not more)". */
+function describeRuntime({ build, adapter, threads, fallback }) {
+  if (build === 'webgpu') return `WebGPU: ${adapter}`;
   return threads > 1 ? `${threads} threads` : `1 thread${fallback ? ` — ${fallback}` : ''}`;
 }
 
@@ -214,7 +216,7 @@ async function ask() {
 
 async function init() {
   state.registry = await (await fetch('registry.json')).json();
-  for (const m of state.registry.models.filter((m) => m.format === 'gguf')) {
+  for (const m of chatModels(state.registry)) {
     const option = new Option(`${m.name} — ${m.quantization}${m.bytes ? `, ${(m.bytes / 2 ** 20).toFixed(0)} MiB` : ''}`, m.id);
     option.selected = m.id === state.registry.default;
     $('model-select').append(option);

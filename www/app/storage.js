@@ -78,3 +78,28 @@ export async function bertFiles(entry) {
   }
   return files;
 }
+
+/** The chat models a page offers: GGUF files (run on the CPU) and their ONNX exports (WebGPU). */
+export function chatModels(registry) {
+  return registry.models.filter((m) => m.format === 'gguf' || (m.format === 'onnx' && m.kind !== 'embedding'));
+}
+
+/**
+ * How to load a chat model: `file`, the registry entry of the GGUF to fetch (an ONNX entry is
+ * exported from its `from` model's GGUF, in the engine's worker), and the engine's load options.
+ */
+export function chatModelSource(registry, entry) {
+  const file = entry.format === 'onnx' ? registry.models.find((m) => m.id === entry.from) : entry;
+  const template = entry.template === 'none' ? undefined : entry.template;
+  const options = entry.format === 'onnx' ? { backend: 'webgpu', export: entry.export, template } : { template };
+  return { file, options };
+}
+
+/** An ONNX embedder's files as bytes, through the verified cache: { onnx, tokenizer }. */
+export async function onnxEmbedderFiles(entry) {
+  const get = async (spec) => new Uint8Array((await getModel({ url: modelUrl(entry, spec.file), sha256: spec.sha256 })).buffer);
+  return {
+    onnx: await get(entry.files.find((f) => f.file.endsWith('.onnx'))),
+    tokenizer: await get(entry.files.find((f) => f.file === 'tokenizer.json')),
+  };
+}

@@ -1,10 +1,10 @@
 // The Benchmark view: runs www/bench/bench.js on the chosen models in this browser, shows the
 // reference-format table and a bar chart, exports JSON/CSV, keeps earlier runs. URL parameters
-// (?models=a,b&tokens=16&queries=1&reps=1&autorun=1) let scripts/bench.mjs drive it headless.
+// (?models=a,b&tokens=16&queries=1&reps=1&threads=1,2&passages=3&peer=0&autorun=1) let scripts/bench.mjs drive it headless.
 import { WorkerEngine, loadTokenizer } from '../engine/index.js';
 import { DocumentIndex } from '../rag/index.js';
 import { buildCitedPrompt, indexDocuments, sampleCorpus } from '../rag/pipeline.js';
-import { getModel, modelUrl, bertFiles } from '../app/storage.js';
+import { getModel, modelUrl, bertFiles, chatModels, chatModelSource } from '../app/storage.js';
 import { BENCH_QUERIES, benchmarkModel, formatRatios, formatTable, peerRow, ratios, toCSV } from './bench.js';
 import { benchmarkWllama } from './peer-wllama.js';
 
@@ -17,6 +17,11 @@ let lastRun = null;
 /** Thread counts to measure, e.g. "1,2" (?threads= or the form); 2+ needs cross-origin isolation. */
 function threadCounts() {
   return [...new Set($('threads').value.split(',').map((t) => Number(t.trim())).filter((t) => t >= 1))];
+}
+
+/** ?passages=N: cited passages per question (TOP_K_FINAL); default the pipeline's. */
+function passagesSetting() {
+  return params.has('passages') ? { topKFinal: Number(params.get('passages')) } : {};
 }
 
 async function run() {
@@ -39,10 +44,13 @@ async function run() {
     const comparisons = [];
     for (const id of ids) {
       const entry = registry.models.find((m) => m.id === id);
-      for (const threads of threadCounts()) {
+      const { file, options: loadOptions } = chatModelSource(registry, entry);
+      const onGpu = loadOptions.backend === 'webgpu';
+      // An ONNX model runs on the GPU: one row, whatever the CPU thread counts.
+      for (const threads of onGpu ? [1] : threadCounts()) {
         const engine = new WorkerEngine();
-        const runtime = await engine.init({ threads });
-        const label = `${id} (edgellm ${runtime.threads} thread${runtime.threads > 1 ? 's' : ''})`;
+        let runtime = await engine.init({ threads });
+        const label = onGpu ? `${id} (edgellm WebGPU)` : `${id} (edgellm ${runtime.threads} thread${runtime.threads > 1 ? 's' : ''})`;
         if (runtime.threads !== threads) progress(`${label}: ${threads} threads unavailable — ${runtime.fallback}`);
         let tokenizer = null;
         let contextLength = 0;
@@ -55,32 +63,34 @@ async function run() {
               tokenizer = await loadTokenizer(buffer);
               const info = await engine.load(buffer, { ...options, transfer: true });
               contextLength = info.contextLength;
+              runtime = info.runtime;
               return info;
             },
             generate: (request) => engine.generate(request),
           },
           fetchModel: async () => {
             const t0 = performance.now();
-            const { buffer, fromCache } = await getModel({ url: modelUrl(entry), sha256: entry.sha256 });
+            const { buffer, fromCache } = await getModel({ url: modelUrl(file), sha256: file.sha256 });
             return { buffer, fromCache, fetchMs: performance.now() - t0 };
           },
           retrieveContext: async (question) => {
-            const { messages, retrieval: r } = await buildCitedPrompt({ question, index, embed, countTokens: tokenizer.count, contextLength, maxNewTokens });
+            const { messages, retrieval: r } = await buildCitedPrompt({ question, index, embed, countTokens: tokenizer.count, contextLength, maxNewTokens, retrieval: passagesSetting() });
             prompts.push(messages);
             return { messages, retrievalMs: r.timings.totalMs, embedMs: r.timings.embedMs };
           },
           memory: () => engine.memory(),
           onProgress: ({ step }) => progress(`${label}: ${step}`),
           queries, maxNewTokens, repetitions,
-          loadOptions: { template: entry.template === 'none' ? undefined : entry.template },
+          loadOptions,
         });
         engine.terminate();
         tokenizer?.free();
         rows.push({ ...row, label, threads: runtime.threads, runtime });
         show(rows, comparisons);
-        if ($('peer').checked) {
+        // wllama runs GGUF models on the CPU; the GGUF model's own rows carry that comparison.
+        if ($('peer').checked && !onGpu) {
           progress(`${id}: the same questions on wllama, ${threads} thread(s)`);
-          const { buffer } = await getModel({ url: modelUrl(entry), sha256: entry.sha256 });
+          const { buffer } = await getModel({ url: modelUrl(file), sha256: file.sha256 });
           const peer = peerRow(id, await benchmarkWllama({ buffer, prompts: prompts.slice(0, queries.length), maxNewTokens, threads }));
           rows.push(peer);
           comparisons.push({ model: id, threads: runtime.threads, peerThreads: peer.threads, ...ratios(row, peer) });
@@ -149,7 +159,7 @@ function download(name, type, text) {
 async function init() {
   registry = await (await fetch('../registry.json')).json();
   const chosen = params.get('models')?.split(',') ?? [registry.default];
-  for (const m of registry.models.filter((m) => m.format === 'gguf')) {
+  for (const m of chatModels(registry)) {
     const label = document.createElement('label');
     const box = Object.assign(document.createElement('input'), { type: 'checkbox', value: m.id, checked: chosen.includes(m.id) });
     label.append(box, ` ${m.name} (${m.quantization})`);

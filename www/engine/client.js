@@ -94,6 +94,11 @@ export class WorkerEngine {
     if (this.#running !== null) this.#worker.postMessage({ kind: Kind.ABORT, target: this.#running });
   }
 
+  /** What is loaded (as load() resolved), with figures that change: the ONNX model's shardMs. */
+  info() {
+    return this.#call(Kind.INFO);
+  }
+
   tokenize(text) {
     return this.#call(Kind.TOKENIZE, { text });
   }
@@ -106,9 +111,12 @@ export class WorkerEngine {
     return this.#call(Kind.MEMORY);
   }
 
-  /** Load the sentence-embedding model (bytes of config.json, model.safetensors, tokenizer.json). */
-  loadEmbedder(files) {
-    return this.#call(Kind.LOAD_EMBEDDER, { files });
+  /**
+   * Load the sentence-embedding model: bytes of { config, weights, tokenizer } (BERT safetensors,
+   * on the CPU) or { onnx, tokenizer } (an ONNX graph on WebGPU; options: { seqLen }).
+   */
+  loadEmbedder(files, options = {}) {
+    return this.#call(Kind.LOAD_EMBEDDER, { files, options });
   }
 
   /** One unit-length Float32Array per text. */

@@ -10,6 +10,7 @@
 // `performance`, no DOM.
 
 import { initWasm, runtime, wasm } from './runtime.js';
+import { loadOnnxFromGguf, onnxMemoryBytes } from './onnx.js';
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
@@ -55,7 +56,9 @@ function asBytes(bytes) {
 }
 
 export class Engine {
+  /** A WasmModel (CPU) or an OnnxModel (WebGPU): the same methods, nextToken() sync or async. */
   #model = null;
+  #onGpu = false;
   #generating = false;
 
   /**
@@ -68,20 +71,30 @@ export class Engine {
 
   /**
    * Load a GGUF model from bytes, replacing any loaded one. Options: { contextLength, template,
-   * maxMemoryBytes, backend: 'edgellm' | 'candle', threads, wasm } (the last two as in init()).
+   * maxMemoryBytes, backend: 'edgellm' | 'candle' | 'webgpu', threads, wasm } (the last two as
+   * in init()). 'webgpu' exports the model to ONNX graphs and runs them on the GPU (onnx.js);
+   * its options are { template, export: { context, weights: 'int8' | 'f32' } }.
    */
   async load(bytes, options = {}) {
     const { wasm: source, threads, ...rest } = options;
     await this.init({ threads, wasm: source });
     this.unload();
-    this.#model = new (wasm().WasmModel)(asBytes(bytes), coreRequest(rest));
+    if (rest.backend === 'webgpu') {
+      const { template, export: exportOptions } = rest;
+      this.#model = await loadOnnxFromGguf(asBytes(bytes), coreRequest({ template, export: exportOptions }));
+      this.#onGpu = true;
+    } else {
+      this.#model = new (wasm().WasmModel)(asBytes(bytes), coreRequest(rest));
+    }
     return this.info();
   }
 
-  /** What is loaded: architecture, name, contextLength, template…, and loadTimings. */
+  /** What is loaded: architecture, name, contextLength, template…, loadTimings and runtime. */
   info() {
     const m = this.#require();
-    return { ...renameKeys(m.info(), toCamel), loadTimings: renameKeys(m.loadTimings(), toCamel), runtime: runtime() };
+    const info = renameKeys(m.info(), toCamel);
+    const where = this.#onGpu ? { build: 'webgpu', threads: 1, adapter: info.adapter, fallback: null } : runtime();
+    return { ...info, loadTimings: renameKeys(m.loadTimings(), toCamel), runtime: where };
   }
 
   /**
@@ -102,7 +115,7 @@ export class Engine {
           m.abort();
           throw abortError();
         }
-        const piece = m.nextToken();
+        const piece = await m.nextToken();
         if (piece === undefined) break;
         if (piece) yield piece;
         await yieldToEventLoop();
@@ -141,16 +154,18 @@ export class Engine {
   unload() {
     this.#model?.free();
     this.#model = null;
+    this.#onGpu = false;
   }
 
   get loaded() {
     return this.#model !== null;
   }
 
-  /** Bytes of wasm memory; the JS heap where the runtime reports it. */
+  /** Bytes of wasm memory (both modules: the CPU one and the ONNX one); the JS heap where the
+   *  runtime reports it. GPU buffers are not counted: WebGPU does not report them. */
   static memory() {
     const jsHeap = globalThis.performance?.memory?.usedJSHeapSize ?? (isNode ? process.memoryUsage().heapUsed : null);
-    return { wasmBytes: runtime() ? wasm().wasmMemoryBytes() : 0, jsHeapBytes: jsHeap };
+    return { wasmBytes: (runtime() ? wasm().wasmMemoryBytes() : 0) + onnxMemoryBytes(), jsHeapBytes: jsHeap };
   }
 
   static templatePresets() {

@@ -44,7 +44,7 @@ export interface InitOptions {
 }
 
 /** The wasm build in use and why not the threaded one, if not. */
-export interface RuntimeInfo { build: 'single' | 'threads'; threads: number; fallback: string | null }
+export interface RuntimeInfo { build: 'single' | 'threads' | 'webgpu'; threads: number; fallback: string | null; adapter?: string }
 
 export interface LoadOptions extends InitOptions {
   /** Context window to serve; default the model's, at most 4096. */
@@ -53,8 +53,12 @@ export interface LoadOptions extends InitOptions {
   template?: string;
   maxMemoryBytes?: number;
   /** 'edgellm' (default): our forward pass and kernels; 'candle': candle's model code, the
-   *  reference the fast path is tested against. */
-  backend?: 'edgellm' | 'candle';
+   *  reference the fast path is tested against; 'webgpu': the GGUF (llama family) exported to
+   *  ONNX graphs in the engine's thread and run through wonnx on WebGPU (its own wasm module). */
+  backend?: 'edgellm' | 'candle' | 'webgpu';
+  /** backend 'webgpu': the context fixed into the graphs (default 1024) and the shards' weight
+   *  storage (default 'int8': 8-bit with a scale per 32 weights, expanded to f32 on load). */
+  export?: { context?: number; weights?: 'int8' | 'f32' };
 }
 
 export interface LoadTimings { parseMs: number; tokenizerMs: number; weightsMs: number; totalMs: number }
@@ -73,9 +77,16 @@ export interface ModelInfo {
   bosToken: string;
   eosToken: string;
   estimatedMemoryBytes: number;
-  backend: 'edgellm' | 'candle';
-  loadTimings: LoadTimings;
+  backend: 'edgellm' | 'candle' | 'webgpu';
+  loadTimings: LoadTimings & { exportMs?: number };
   runtime: RuntimeInfo;
+  /** backend 'webgpu' only (the CPU-only fields above are absent): the adapter, the export. */
+  adapter?: string;
+  weights?: 'int8' | 'f32';
+  shardBytes?: number;
+  shards?: number;
+  /** Milliseconds spent in each layer shard, then each head shard, since loading. */
+  shardMs?: number[];
 }
 
 export interface GenerationTimings {
@@ -98,7 +109,8 @@ export interface GenerationResult {
 
 /** Errors carry a stable `code`: invalid_gguf, unsupported_tensor_type, unsupported_architecture,
  *  missing_metadata, too_large, context_overflow, invalid_request, tokenizer_error,
- *  template_error, inference_error, not_loaded, busy, worker_crashed. Aborts are DOMException 'AbortError'. */
+ *  template_error, inference_error, invalid_onnx, unsupported_operator, unsupported_shape,
+ *  webgpu_unavailable, not_loaded, busy, worker_crashed. Aborts are DOMException 'AbortError'. */
 export interface EdgeLLMError extends Error { name: 'EdgeLLMError'; code: string }
 
 export interface EngineInterface {
@@ -139,7 +151,9 @@ export declare class WorkerEngine implements EngineInterface {
   tokenize(text: string): Promise<number[]>;
   unload(): Promise<void>;
   memory(): Promise<{ wasmBytes: number; jsHeapBytes: number | null }>;
-  loadEmbedder(files: { config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array }): Promise<{ dim: number }>;
+  info(): Promise<ModelInfo>;
+  /** BERT safetensors on the CPU, or an ONNX embedder ({ onnx, tokenizer }) on WebGPU. */
+  loadEmbedder(files: { config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array } | { onnx: Uint8Array; tokenizer: Uint8Array }, options?: { seqLen?: number }): Promise<{ dim: number }>;
   embed(texts: string[]): Promise<Float32Array[]>;
   loadReranker(files: { config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array }): Promise<null>;
   rerank(query: string, passages: string[]): Promise<number[]>;
@@ -154,6 +168,15 @@ export declare class Embedder {
   embed(texts: string[]): Promise<Float32Array[]>;
   free(): void;
 }
+/** An ONNX sentence embedder (e.g. paraphrase-MiniLM-L3-v2) on WebGPU, its axes fixed to seqLen. */
+export declare class OnnxEmbedder {
+  static load(files: { onnx: Uint8Array; tokenizer: Uint8Array }, options?: { seqLen?: number }): Promise<OnnxEmbedder>;
+  readonly dim: number;
+  embed(texts: string[]): Promise<Float32Array[]>;
+  free(): void;
+}
+/** Whether ONNX models can run here (WebGPU with an adapter), and if not why. */
+export declare function webgpuStatus(): Promise<{ available: true; adapter: string } | { available: false; reason: string }>;
 export declare function fetchEmbedderFiles(baseUrl: string | URL): Promise<{ config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array }>;
 
 /** A model's tokenizer from GGUF bytes, without loading weights: synchronous counts. */

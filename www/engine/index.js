@@ -4,3 +4,4 @@ export { Engine, loadTokenizer } from './core.js';
 export { initWasm, runtime, defaultThreads, threadsUnavailableReason } from './runtime.js';
 export { WorkerEngine } from './client.js';
 export { Embedder, Reranker, fetchEmbedderFiles } from './embedder.js';
+export { OnnxEmbedder, webgpuStatus } from './onnx.js';

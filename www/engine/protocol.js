@@ -8,10 +8,11 @@ export const Kind = Object.freeze({
   LOAD: 'load', // { id, bytes, options }
   GENERATE: 'generate', // { id, request }          → token* then result { text, finishReason, timings }
   ABORT: 'abort', // { target }                      (no reply; the generation ends with an AbortError)
+  INFO: 'info', // { id }                         → what load() resolved to, with current figures
   TOKENIZE: 'tokenize', // { id, text }
   UNLOAD: 'unload', // { id }
   MEMORY: 'memory', // { id }
-  LOAD_EMBEDDER: 'load_embedder', // { id, files: { config, weights, tokenizer } } → { dim }
+  LOAD_EMBEDDER: 'load_embedder', // { id, files: { config, weights, tokenizer } | { onnx, tokenizer }, options } → { dim }
   EMBED: 'embed', // { id, texts }                   → Float32Array[]
   LOAD_RERANKER: 'load_reranker', // { id, files: { config, weights, tokenizer } }
   RERANK: 'rerank', // { id, query, passages }       → number[] (one logit per passage)

@@ -4,6 +4,7 @@
 
 import { Engine } from './core.js';
 import { Embedder, Reranker } from './embedder.js';
+import { OnnxEmbedder } from './onnx.js';
 import { Kind, serializeError } from './protocol.js';
 
 const engine = new Engine();
@@ -31,6 +32,8 @@ async function handle(msg) {
         generations.delete(msg.id);
       }
     }
+    case Kind.INFO:
+      return engine.info();
     case Kind.TOKENIZE:
       return engine.tokenize(msg.text);
     case Kind.UNLOAD:
@@ -40,7 +43,8 @@ async function handle(msg) {
     case Kind.LOAD_EMBEDDER:
       embedder?.free();
       embedder = null;
-      embedder = await Embedder.load(msg.files);
+      // { onnx, tokenizer }: an ONNX embedder on WebGPU; { config, weights, tokenizer }: BERT on the CPU.
+      embedder = msg.files.onnx ? await OnnxEmbedder.load(msg.files, msg.options) : await Embedder.load(msg.files);
       return { dim: embedder.dim };
     case Kind.EMBED:
       if (!embedder) throw Object.assign(new Error('no embedding model is loaded'), { name: 'EdgeLLMError', code: 'not_loaded' });
