@@ -94,12 +94,3 @@ export function chatModelSource(registry, entry) {
   const options = entry.format === 'onnx' ? { backend: 'webgpu', export: entry.export, template } : { template };
   return { file, options };
 }
-
-/** An ONNX embedder's files as bytes, through the verified cache: { onnx, tokenizer }. */
-export async function onnxEmbedderFiles(entry) {
-  const get = async (spec) => new Uint8Array((await getModel({ url: modelUrl(entry, spec.file), sha256: spec.sha256 })).buffer);
-  return {
-    onnx: await get(entry.files.find((f) => f.file.endsWith('.onnx'))),
-    tokenizer: await get(entry.files.find((f) => f.file === 'tokenizer.json')),
-  };
-}
