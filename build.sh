@@ -39,6 +39,9 @@ scripts/setup.sh node
 mkdir -p www/vendor/pdfjs
 cp node_modules/minisearch/dist/es/index.js www/vendor/minisearch.js
 cp node_modules/stemmer/index.js www/vendor/stemmer.js
+# markdown-it's browser build: one self-contained ES module (its plain ESM entry imports its
+# npm dependencies by bare name, which a page cannot resolve without an import map).
+cp node_modules/markdown-it/dist/browser/markdown-it.esm.min.mjs www/vendor/markdown-it.js
 cp node_modules/pdfjs-dist/build/pdf.min.mjs node_modules/pdfjs-dist/build/pdf.worker.min.mjs www/vendor/pdfjs/
 # The benchmark's peer: llama.cpp compiled to WebAssembly.
 mkdir -p www/vendor/wllama

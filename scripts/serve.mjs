@@ -1,5 +1,5 @@
 // A static server for the demo and the browser tests: www/ at /, the model cache at /models/,
-// models/registry.json at /registry.json. Sends COOP/COEP (cross-origin isolation, needed for
+// models/registry.json at /registry.json, eval/ at /eval/. Sends COOP/COEP (cross-origin isolation, needed for
 // threads and precise timers) and a Content-Security-Policy. Loopback only.
 //   node scripts/serve.mjs [--port 8080]
 import { createServer } from 'node:http';
@@ -55,6 +55,8 @@ export function startServer({ port = 8080, host = '127.0.0.1', extraMounts = {},
     ...Object.entries(extraMounts).map(([p, d]) => [p, resolve(repo, d)]),
     ['/models/', join(cache, 'models')],
     ['/registry.json', join(repo, 'models', 'registry.json')],
+    // The answer-quality sets, for the benchmark page's quality run.
+    ['/eval/', join(repo, 'eval')],
     ['/', join(repo, 'www')],
   ];
   const server = createServer((req, res) => {

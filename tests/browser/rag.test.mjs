@@ -39,19 +39,22 @@ async function settings(page, values) {
   for (const [id, value] of Object.entries(values)) await page.fill(`#${id}`, String(value));
 }
 
+/** The newest turn of the conversation thread. */
+const LAST_TURN = '#thread .turn:last-child';
+
 async function ask(page, question) {
   await page.fill('#question', question);
   await page.click('#ask');
   // Sample the answer while it streams: it must grow in several steps.
   const lengths = new Set();
-  while (!(await page.textContent('#timings'))) {
-    lengths.add((await page.textContent('#answer')).length);
+  while (!(await page.textContent(`${LAST_TURN} .timings`))) {
+    lengths.add((await page.textContent(`${LAST_TURN} .answer`)).length);
     await page.waitForTimeout(100);
   }
   return {
-    answer: await page.textContent('#answer'),
-    timings: await page.textContent('#timings'),
-    sources: await page.$$eval('#sources li', (lis) => lis.map((li) => ({ meta: li.querySelector('.meta').textContent, text: li.querySelector('.passage').textContent }))),
+    answer: await page.textContent(`${LAST_TURN} .answer`),
+    timings: await page.textContent(`${LAST_TURN} .timings`),
+    sources: await page.$$eval(`${LAST_TURN} .sources li`, (lis) => lis.map((li) => ({ meta: li.querySelector('.meta').textContent, text: li.querySelector('.passage').textContent }))),
     streamedSteps: lengths.size,
   };
 }
@@ -98,7 +101,7 @@ test('ask the page about your own document, safely, and find it all again after 
     const shown = h.sources.map((s) => s.text).join('\n');
     assert.ok(shown.includes('<img src=x onerror="window.__xss=1">'), `the markup is shown as text: ${shown}`);
     assert.equal(await page.evaluate(() => window.__xss), undefined);
-    assert.equal(await page.$$eval('#sources img, #answer img, #doc-list img', (n) => n.length), 0);
+    assert.equal(await page.$$eval('#thread img, #doc-list img', (n) => n.length), 0);
 
     // Reload: model from the Cache API, index from IndexedDB (no re-indexing needed).
     await page.reload();

@@ -11,8 +11,8 @@ async function loadAndAsk(page, model) {
   const status = await page.textContent('#model-status');
   await page.fill('#question', 'What is life cycle assessment?');
   await page.click('#ask');
-  await page.waitForFunction(() => document.getElementById('timings').textContent.length > 0, null, { timeout: 180_000 });
-  return { status, answer: await page.textContent('#answer'), timings: await page.textContent('#timings') };
+  await page.waitForFunction(() => document.querySelector('#thread .turn:last-child .timings')?.textContent.length > 0, null, { timeout: 180_000 });
+  return { status, answer: await page.textContent('#thread .turn:last-child .answer'), timings: await page.textContent('#thread .turn:last-child .timings') };
 }
 
 test('switch smollm2 → gemma3 → smollm2 without reloading the page', { timeout: 900_000 }, async () => {

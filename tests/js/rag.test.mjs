@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { CHUNK_DEFAULTS, chunkDocument, chunkText } from '../../www/rag/chunk.js';
 import { analyze, DocumentIndex } from '../../www/rag/index.js';
 import { DEFAULTS, reciprocalRankFusion, retrieve } from '../../www/rag/retrieve.js';
-import { buildMessages, extractCitations, SYSTEM_PROMPT } from '../../www/rag/prompt.js';
+import { buildMessages, SYSTEM_PROMPT } from '../../www/rag/prompt.js';
+import { extractCitations } from '../../www/rag/cite.js';
 
 const corpusDir = new URL('../../www/corpus/', import.meta.url);
 const countWords = (text) => text.split(/\s+/).filter(Boolean).length;

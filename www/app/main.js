@@ -1,11 +1,15 @@
 // UI wiring only. The model and the embedder run in a Web Worker (WorkerEngine); retrieval and
 // prompt building are the pure modules in ../rag/; files and the index persist in the browser.
-// Every piece of document text and model output reaches the page through textContent/append of
-// strings: none of it is ever parsed as HTML.
+// Every piece of document text and model output reaches the page through textContent, DOM
+// building, or the markdown renderer in render.js, which builds elements from parsed tokens:
+// none of it is ever parsed as HTML.
 import { WorkerEngine, loadTokenizer } from '../engine/index.js';
 import { DocumentIndex } from '../rag/index.js';
-import { buildCitedPrompt, indexDocuments, sampleCorpus } from '../rag/pipeline.js';
-import { getModel, clearModels, modelUrl, bertFiles, BERT_FILES, chatModels, chatModelSource } from './storage.js';
+import { indexDocuments, sampleCorpus } from '../rag/pipeline.js';
+import { answerQuestion, Conversation, DECODINGS } from '../rag/answer.js';
+import { warmSentenceVectors } from '../rag/extract.js';
+import { renderAnswer, renderSources, citationElement, inlineNodes } from './render.js';
+import { getModel, clearModels, modelUrl, bertFiles, BERT_FILES, chatModels, chatModelSource, answerPreset } from './storage.js';
 import { readDocument, ACCEPTED } from './documents.js';
 import { loadIndex, saveIndex } from './store.js';
 
@@ -20,9 +24,23 @@ const state = {
   embedderReady: null, // Promise
   rerankerLoaded: false,
   index: new DocumentIndex(),
-  history: [], // { role, content } of earlier exchanges
-  controller: null,
+  conversation: new Conversation(), // what earlier turns give a new question (www/rag/answer.js)
+  turns: 0, // turns shown since the last "New conversation": numbers the ids in #thread
+  controller: null, // the running answer's, or null
+  loadedEntry: null, // the registry entry of the loaded model
+  preset: null, // its answer preset, or null (greedy)
+  maxTokensTouched: false, // the user set Max answer tokens: a model's preset no longer replaces it
+  decodingTouched: false, // the user chose a decoding: a model's preset no longer resets it
+  // Sentence vectors of the indexed passages, embedded in the background after indexing, so the
+  // quick extractive answer only has to embed the question.
+  sentenceCache: new Map(),
 };
+
+/** Embed the indexed passages' sentences while the page is idle (batch by batch in the worker). */
+async function warmSentences() {
+  await state.embedderReady;
+  await warmSentenceVectors({ texts: state.index.texts(), embed: (texts) => state.engine.embed(texts), cache: state.sentenceCache });
+}
 
 function say(id, text, isError = false) {
   $(id).textContent = text;
@@ -58,6 +76,9 @@ async function loadModel() {
     state.tokenizer = await loadTokenizer(buffer);
     if (options.backend === 'webgpu') say('model-status', `exporting ${file.name} to ONNX and loading it on WebGPU…`);
     state.modelInfo = await state.engine.load(buffer, { ...options, transfer: true });
+    state.loadedEntry = entry;
+    state.preset = answerPreset(state.registry, entry);
+    renderPreset();
     const l = state.modelInfo.loadTimings;
     const { wasmBytes } = await state.engine.memory();
     say('model-status', `${state.modelInfo.name}: ${fromCache ? 'from the browser cache' : 'downloaded'} in ${fetchMs.toFixed(0)} ms, ` +
@@ -115,6 +136,7 @@ async function addDocuments(docs) {
   await indexDocuments(state.index, docs, (texts) => state.engine.embed(texts), settings, (msg) => say('doc-status', msg));
   await saveIndex(state.index.toJSON());
   renderDocuments();
+  warmSentences().catch(() => {}); // only a speed-up: the quick answer embeds what is missing itself
 }
 
 async function addFiles(files) {
@@ -151,65 +173,265 @@ function renderDocuments() {
   say('doc-status', `${state.index.sources.length} documents, ${state.index.size} passages indexed.`);
 }
 
-// ---- questions --------------------------------------------------------------------------
+// ---- answer preset ----------------------------------------------------------------------
 
-function renderSources(sources) {
-  $('sources').replaceChildren(...sources.map((s) => {
-    const li = document.createElement('li');
-    li.value = s.n;
-    const meta = document.createElement('div');
-    meta.className = 'meta';
-    meta.textContent = `${s.source}${s.page ? `, page ${s.page}` : ''} — score ${s.score?.toFixed(4) ?? '–'}`;
-    const passage = document.createElement('div');
-    passage.className = 'passage';
-    passage.textContent = s.text;
-    li.append(meta, passage);
-    return li;
+const PRESET_LABELS = {
+  temperature: 'Temperature',
+  topK: 'Top-k',
+  topP: 'Top-p',
+  repetitionPenalty: 'Repetition penalty',
+  repeatLastN: 'Penalty looks back (tokens)',
+  noRepeatNgramSize: 'No repeated n-grams of size',
+  maxNewTokens: 'Max answer tokens',
+  stop: 'Stop strings',
+  repetitionGuard: 'Repetition guard',
+};
+
+/** What a preset value means where it switches something off (the engine's conventions, engine/index.d.ts). */
+const PRESET_NOTES = {
+  temperature: (v) => (v === 0 ? 'greedy: always the most likely token' : 'sampling'),
+  topK: (v) => (v === 0 ? 'off' : null),
+  topP: (v) => (v >= 1 ? 'off' : null),
+  repetitionPenalty: (v) => (v === 1 ? 'off' : null),
+  repeatLastN: (v) => (v === 0 ? 'all tokens' : null),
+  noRepeatNgramSize: (v) => (v === 0 ? 'off' : null),
+};
+
+const words = (key) => key.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+
+function presetValue(value) {
+  if (Array.isArray(value)) return value.length ? value.map((v) => (typeof v === 'string' ? JSON.stringify(v) : presetValue(v))).join(', ') : 'none';
+  if (value && typeof value === 'object') return Object.entries(value).map(([k, v]) => `${words(k)} ${presetValue(v)}`).join('; ') || 'on';
+  return String(value);
+}
+
+function renderPreset() {
+  const preset = state.preset;
+  const presetOption = $('decoding').querySelector('option[value="preset"]');
+  presetOption.disabled = !preset;
+  if (!state.decodingTouched || !preset) $('decoding').value = preset ? 'preset' : 'greedy';
+  if (!state.loadedEntry) say('preset-status', 'Load a model to see its answer preset.');
+  else if (!preset) say('preset-status', `${state.loadedEntry.name} has no answer preset: answers use greedy decoding.`);
+  else say('preset-status', `${state.loadedEntry.name}'s answer preset:`);
+  $('preset').replaceChildren(...Object.entries(preset ?? {}).flatMap(([key, value]) => {
+    const dt = document.createElement('dt');
+    dt.textContent = PRESET_LABELS[key] ?? words(key);
+    const dd = document.createElement('dd');
+    const note = PRESET_NOTES[key]?.(value);
+    dd.textContent = `${presetValue(value)}${note ? ` (${note})` : ''}`;
+    return [dt, dd];
   }));
+  if (preset?.maxNewTokens && !state.maxTokensTouched) $('max-new-tokens').value = String(preset.maxNewTokens);
+}
+
+/** Decoding for the next answer: the preset's fields (or greedy), the answer length and `signal`. */
+function decodingRequest(signal) {
+  const maxNewTokens = num('max-new-tokens') > 0 ? Math.round(num('max-new-tokens')) : (state.preset?.maxNewTokens ?? 256);
+  if ($('decoding').value === 'preset' && state.preset) {
+    const { maxNewTokens: _, ...preset } = state.preset;
+    return { ...preset, maxNewTokens, signal };
+  }
+  return { ...DECODINGS.greedy, maxNewTokens, signal };
+}
+
+// ---- the conversation ---------------------------------------------------------------------
+
+const FINISH = {
+  stop: 'finished',
+  length: 'hit max answer tokens',
+  repetition: 'cut by the repetition guard',
+  context_full: 'context full',
+  aborted: 'stopped',
+};
+
+const fixed = (x, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : '–');
+
+function element(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+/** One question and what answered it, as an <li class="turn"> of #thread. */
+class TurnView {
+  constructor(n, question) {
+    this.n = n;
+    this.sources = [];
+    this.streamed = '';
+    this.timer = null;
+    this.lastRender = 0;
+    const li = this.el = element('li', 'turn');
+    li.id = `turn-${n}`;
+    li.dataset.turn = String(n);
+    this.setState('retrieving');
+    this.questionEl = element('h3', 'question', question);
+    this.quick = element('section', 'quick');
+    this.quick.hidden = true;
+    this.quickText = element('p', 'quick-text');
+    this.quick.append(element('h4', null, 'Quick answer from your documents'), this.quickText);
+    const reply = element('section', 'reply');
+    this.statusEl = element('p', 'turn-status', 'Searching your documents…');
+    this.answerEl = element('div', 'answer');
+    reply.append(element('h4', null, 'Answer'), this.statusEl, this.answerEl);
+    this.sourcesBlock = element('section', 'sources-block');
+    this.sourcesBlock.hidden = true;
+    this.sourcesList = element('ol', 'sources');
+    this.sourcesBlock.append(element('h4', null, 'Sources'), this.sourcesList);
+    this.timingsEl = element('p', 'timings');
+    li.append(this.questionEl, this.quick, reply, this.sourcesBlock, this.timingsEl);
+  }
+
+  setState(s) {
+    this.el.dataset.state = s;
+    this.el.setAttribute('aria-busy', String(s === 'retrieving' || s === 'streaming'));
+  }
+
+  showSources(sources) {
+    this.sources = sources;
+    renderSources(this.sourcesList, sources, this.n);
+    this.sourcesBlock.hidden = sources.length === 0;
+    this.el.dataset.sources = String(sources.length);
+    this.statusEl.textContent = sources.length ? 'Writing the answer…' : 'No passage matched: the model answers without sources…';
+  }
+
+  showQuick({ sentences = [], ms }) {
+    this.quick.hidden = false;
+    this.quick.dataset.ms = fixed(ms);
+    if (sentences.length === 0) {
+      this.quickText.replaceChildren('No sentence of the passages matches the question closely.');
+      this.quickText.classList.add('none');
+      return;
+    }
+    this.quickText.replaceChildren(...sentences.flatMap((s, i) => [
+      ...(i ? [' '] : []), ...inlineNodes(s.text.trim()), ' ', citationElement(this.n, s.n, this.sources),
+    ]));
+  }
+
+  /** A piece of the streamed answer: re-rendered at most every 100 ms. */
+  stream(piece) {
+    if (this.el.dataset.state !== 'streaming') {
+      this.setState('streaming');
+      this.statusEl.hidden = true;
+    }
+    this.streamed += piece;
+    if (this.timer !== null) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.lastRender = performance.now();
+      renderAnswer(this.answerEl, this.streamed, this.sources, { turn: this.n });
+    }, Math.max(0, 100 - (performance.now() - this.lastRender)));
+  }
+
+  #settle() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.statusEl.hidden = true;
+  }
+
+  /** The answer as answerQuestion returned it: its text is authoritative (a guard may have cut the stream). */
+  finish(result) {
+    this.#settle();
+    this.sources = result.sources ?? this.sources;
+    // An answer that cites nothing is shown with the citations edgellm attributed by similarity.
+    renderAnswer(this.answerEl, result.attributed?.text ?? result.text, this.sources, { turn: this.n });
+    if (!result.text.trim()) this.answerEl.replaceChildren(element('p', 'empty', '(the model gave no answer)'));
+    renderSources(this.sourcesList, this.sources, this.n, result.supports);
+    for (const passage of this.sourcesList.querySelectorAll('.passage')) {
+      const mark = passage.querySelector('mark');
+      if (mark) passage.scrollTop = Math.max(0, mark.offsetTop - passage.offsetTop - 8);
+    }
+    const t = result.timings ?? {};
+    const rt = result.retrieval ?? {};
+    const d = this.el.dataset;
+    d.finishReason = result.finishReason;
+    d.promptTokens = String(t.promptTokens ?? '');
+    d.reusedPromptTokens = String(t.reusedPromptTokens ?? 0);
+    d.generatedTokens = String(t.generatedTokens ?? '');
+    d.citationsValid = (result.citations?.valid ?? []).join(',');
+    d.citationsInvalid = (result.citations?.invalid ?? []).join(',');
+    d.citationsAttributed = (result.attributed?.added ?? []).map((a) => a.n).join(',');
+    d.followUp = String(!!result.followUp);
+    const parts = [
+      `retrieval ${fixed(rt.totalMs)} ms (embedding ${fixed(rt.embedMs)} ms${rt.rerankMs ? `, reranking ${fixed(rt.rerankMs)} ms` : ''})`,
+      ...(result.extractive ? [`quick answer ${fixed(result.extractive.ms)} ms`] : []),
+      `${t.promptTokens ?? '–'} prompt tokens (${t.reusedPromptTokens ?? 0} reused)`,
+      `prefill ${fixed(t.prefillTokS, 1)} tok/s`,
+      `first token ${fixed(t.timeToFirstTokenMs)} ms`,
+      `${t.generatedTokens ?? '–'} tokens at ${fixed(t.decodeTokS, 1)} tok/s`,
+      `${result.finishReason}${FINISH[result.finishReason] && FINISH[result.finishReason] !== result.finishReason ? ` (${FINISH[result.finishReason]})` : ''}`,
+    ];
+    if (result.followUp) parts.push(`follow-up: searched as “${result.retrievalQuery}”`);
+    if (result.citations?.invalid?.length) parts.push(`cites ${result.citations.invalid.map((n) => `[${n}]`).join(' ')}, which name no source`);
+    else if (result.attributed) parts.push(`the model cited no source: ${[...new Set(result.attributed.added.map((a) => `[${a.n}]`))].join(' ')} added by similarity`);
+    else if (result.citations && !result.citations.hasValid && this.sources.length) parts.push('cites no source');
+    this.timingsEl.textContent = parts.join(' · ');
+    this.setState('done');
+  }
+
+  fail(error) {
+    this.#settle();
+    const aborted = error?.name === 'AbortError';
+    if (this.streamed) renderAnswer(this.answerEl, this.streamed, this.sources, { turn: this.n });
+    this.timingsEl.textContent = aborted ? 'stopped' : `error: ${error?.message ?? error}`;
+    this.timingsEl.classList.toggle('error', !aborted);
+    this.setState(aborted ? 'stopped' : 'error');
+  }
+}
+
+function showThreadHint() {
+  $('thread-empty').hidden = $('thread').children.length > 0;
 }
 
 async function ask() {
   const question = $('question').value.trim();
-  if (!question || !state.tokenizer) return;
-  $('answer').textContent = '';
-  $('sources').replaceChildren();
-  $('timings').textContent = '';
+  if (!question || !state.tokenizer || state.controller) return;
+  const view = new TurnView(++state.turns, question);
+  $('thread').append(view.el);
+  showThreadHint();
+  view.el.scrollIntoView({ block: 'start', behavior: 'smooth' });
+  $('question').value = '';
   $('ask').disabled = true;
   $('stop').disabled = false;
-  state.controller = new AbortController();
+  const controller = state.controller = new AbortController();
   try {
-    const { messages, sources, retrieval } = await buildCitedPrompt({
+    const result = await answerQuestion({
       question,
-      history: state.history,
+      conversation: state.conversation,
       index: state.index,
+      sentenceCache: state.sentenceCache,
       embed: (texts) => state.engine.embed(texts),
+      rerank: state.rerankerLoaded ? (q, candidates) => state.engine.rerank(q, candidates.map((c) => c.text)) : undefined,
       countTokens: state.tokenizer.count,
       contextLength: state.modelInfo.contextLength,
-      maxNewTokens: num('max-new-tokens'),
       retrieval: {
         topKInitial: num('top-k-initial'),
         topKFinal: num('top-k-final'),
         weights: { lexical: num('weight-lexical'), dense: num('weight-dense') },
-        rerank: state.rerankerLoaded ? (q, candidates) => state.engine.rerank(q, candidates.map((c) => c.text)) : undefined,
       },
+      request: decodingRequest(controller.signal),
+      generate: (request, onToken) => state.engine.generate(request, onToken),
+      onSources: (sources) => view.showSources(sources),
+      onExtractive: (quick) => view.showQuick(quick),
+      onToken: (piece) => view.stream(piece),
     });
-    renderSources(sources);
-    const result = await state.engine.generate(
-      { messages, maxNewTokens: num('max-new-tokens'), signal: state.controller.signal },
-      (piece) => $('answer').append(piece),
-    );
-    state.history.push({ role: 'user', content: question }, { role: 'assistant', content: result.text });
-    const t = result.timings;
-    const rt = retrieval.timings;
-    $('timings').textContent = `retrieval ${rt.totalMs.toFixed(0)} ms (embedding ${rt.embedMs.toFixed(0)} ms${state.rerankerLoaded ? `, reranking ${rt.rerankMs.toFixed(0)} ms` : ''}) · ` +
-      `${t.promptTokens} prompt tokens · prefill ${t.prefillTokS.toFixed(1)} tok/s · first token ${t.timeToFirstTokenMs.toFixed(0)} ms · ` +
-      `${t.generatedTokens} tokens at ${t.decodeTokS.toFixed(1)} tok/s · ${result.finishReason}`;
+    view.finish(result);
   } catch (e) {
-    $('timings').textContent = e.name === 'AbortError' ? 'stopped' : `error: ${e.message}`;
+    view.fail(e);
   } finally {
-    $('ask').disabled = false;
+    if (state.controller === controller) state.controller = null;
+    $('ask').disabled = !state.tokenizer || $('load').disabled;
     $('stop').disabled = true;
   }
+}
+
+function newConversation() {
+  state.controller?.abort();
+  state.conversation.clear();
+  state.turns = 0;
+  $('thread').replaceChildren();
+  showThreadHint();
+  $('question').focus();
 }
 
 // ---- start ------------------------------------------------------------------------------
@@ -227,6 +449,7 @@ async function init() {
   if (saved) {
     state.index = DocumentIndex.fromJSON(saved);
     renderDocuments();
+    warmSentences().catch(() => {});
   } else {
     say('doc-status', 'Indexing the sample documents…');
     await loadDefaultCorpus();
@@ -235,12 +458,16 @@ async function init() {
 
 $('load').addEventListener('click', loadModel);
 $('ask').addEventListener('click', ask);
-$('stop').addEventListener('click', () => state.controller?.abort());
-$('new-chat').addEventListener('click', () => {
-  state.history = [];
-  $('answer').textContent = '';
-  $('sources').replaceChildren();
+$('question').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    if (!$('ask').disabled) ask();
+  }
 });
+$('stop').addEventListener('click', () => state.controller?.abort());
+$('new-chat').addEventListener('click', newConversation);
+$('max-new-tokens').addEventListener('input', () => { state.maxTokensTouched = true; });
+$('decoding').addEventListener('change', () => { state.decodingTouched = true; });
 $('clear-cache').addEventListener('click', async () => {
   await clearModels();
   say('model-status', 'Model cache cleared.');

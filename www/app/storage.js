@@ -94,3 +94,13 @@ export function chatModelSource(registry, entry) {
   const options = entry.format === 'onnx' ? { backend: 'webgpu', export: entry.export, template } : { template };
   return { file, options };
 }
+
+/**
+ * How a model answers questions: its registry entry's `answer` preset (decoding, repetition
+ * control, stop strings, answer length), or the preset of the GGUF an ONNX entry is exported
+ * from; null for a model that has none (answers then use greedy decoding).
+ */
+export function answerPreset(registry, entry) {
+  const from = entry?.from ? registry.models.find((m) => m.id === entry.from) : null;
+  return entry?.answer ?? from?.answer ?? null;
+}

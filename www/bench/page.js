@@ -7,6 +7,8 @@ import { buildCitedPrompt, indexDocuments, sampleCorpus } from '../rag/pipeline.
 import { getModel, modelUrl, bertFiles, chatModels, chatModelSource } from '../app/storage.js';
 import { BENCH_QUERIES, benchmarkModel, formatRatios, formatTable, peerRow, ratios, toCSV } from './bench.js';
 import { benchmarkWllama } from './peer-wllama.js';
+import { runQuality } from './quality-page.js';
+import { DEFAULT_RULE } from '../rag/answer.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -172,10 +174,33 @@ async function init() {
   $('threads').value = params.get('threads') ?? (crossOriginIsolated && navigator.hardwareConcurrency > 1 ? '1,2' : '1');
   $('peer').checked = params.get('peer') !== '0';
   renderHistory();
-  if (params.get('autorun') === '1') await run();
+  if (params.get('autorun') === '1') await (params.get('quality') === '1' ? quality() : run());
+}
+
+/** The answer-quality run on the checked models (URL parameters choose sets, decodings, rules). */
+async function quality() {
+  $('quality-run').disabled = true;
+  const list = (name) => params.get(name)?.split(',').filter(Boolean);
+  try {
+    window.qualityResults = await runQuality({
+      registry,
+      modelIds: [...document.querySelectorAll('#models input:checked')].map((i) => i.value),
+      setNames: list('sets'),
+      decodingNames: list('decoding') ?? ['preset', 'greedy', 'greedy-unguarded'],
+      rules: list('rules') ?? [DEFAULT_RULE],
+      threads: Number(params.get('threads') ?? (crossOriginIsolated ? 2 : 1)),
+      limit: params.has('limit') ? Number(params.get('limit')) : undefined,
+    });
+  } catch (e) {
+    $('quality-progress').textContent = `error: ${e.message}`;
+    window.qualityResults = { error: e.message };
+  } finally {
+    $('quality-run').disabled = false;
+  }
 }
 
 $('run').addEventListener('click', run);
+$('quality-run').addEventListener('click', quality);
 $('export-json').addEventListener('click', () => download('edgellm-bench.json', 'application/json', JSON.stringify(lastRun, null, 2)));
 $('export-csv').addEventListener('click', () => download('edgellm-bench.csv', 'text/csv', toCSV(lastRun.rows)));
 init().catch((e) => { $('progress').textContent = e.message; window.benchResults = { error: e.message }; });

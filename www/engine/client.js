@@ -2,6 +2,7 @@
 // engine running in a Web Worker, so the page never freezes while the model computes.
 
 import { Kind, deserializeError } from './protocol.js';
+import { edgeError } from './errors.js';
 
 export class WorkerEngine {
   #worker;
@@ -14,7 +15,7 @@ export class WorkerEngine {
     worker.onmessage = ({ data }) => this.#receive(data);
     // A crashed worker answers nothing more: fail every call still waiting instead of hanging.
     const fail = (why) => {
-      const error = Object.assign(new Error(`the engine worker stopped: ${why}`), { name: 'EdgeLLMError', code: 'worker_crashed' });
+      const error = edgeError('worker_crashed', `the engine worker stopped: ${why}`);
       for (const p of this.#pending.values()) p.reject(error);
       this.#pending.clear();
     };

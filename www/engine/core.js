@@ -11,6 +11,7 @@
 
 import { initWasm, runtime, wasm } from './runtime.js';
 import { loadOnnxFromGguf, onnxMemoryBytes } from './onnx.js';
+import { edgeError } from './errors.js';
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
@@ -52,7 +53,7 @@ function asBytes(bytes) {
   if (bytes instanceof Uint8Array) return bytes;
   if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
   if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  throw Object.assign(new TypeError('load() needs the model file as a Uint8Array or ArrayBuffer'), { code: 'invalid_request' });
+  throw edgeError('invalid_request', 'load() needs the model file as a Uint8Array or ArrayBuffer');
 }
 
 export class Engine {
@@ -104,7 +105,7 @@ export class Engine {
   async *stream(request) {
     const m = this.#require();
     if (this.#generating) {
-      throw Object.assign(new Error('a generation is already running on this engine'), { name: 'EdgeLLMError', code: 'busy' });
+      throw edgeError('busy', 'a generation is already running on this engine');
     }
     const signal = request?.signal;
     this.#generating = true;
@@ -174,7 +175,7 @@ export class Engine {
 
   #require() {
     if (!this.#model) {
-      throw Object.assign(new Error('no model is loaded: call load() first'), { name: 'EdgeLLMError', code: 'not_loaded' });
+      throw edgeError('not_loaded', 'no model is loaded: call load() first');
     }
     return this.#model;
   }

@@ -9,6 +9,7 @@
 
 import { yieldToEventLoop } from './core.js';
 import { initWasm, wasm } from './runtime.js';
+import { edgeError } from './errors.js';
 
 const FILES = { config: 'config.json', weights: 'model.safetensors', tokenizer: 'tokenizer.json' };
 /** Texts per wasm call: large enough to batch the matrix work, small enough to stay responsive. */
@@ -27,7 +28,7 @@ async function readFromCache() {
 export async function fetchEmbedderFiles(baseUrl) {
   const entries = await Promise.all(Object.entries(FILES).map(async ([k, f]) => {
     const res = await fetch(new URL(f, baseUrl));
-    if (!res.ok) throw new Error(`could not fetch ${f} of the embedding model: HTTP ${res.status}`);
+    if (!res.ok) throw edgeError('fetch_failed', `could not fetch ${f} of the embedding model: HTTP ${res.status}`);
     return [k, new Uint8Array(await res.arrayBuffer())];
   }));
   return Object.fromEntries(entries);

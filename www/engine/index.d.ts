@@ -16,6 +16,12 @@ export interface SamplingOptions {
   repeatLastN?: number;
   /** 0 = off. */
   noRepeatNgramSize?: number;
+  /** Whether the penalty and the n-gram ban count the prompt's tokens too (Hugging Face's way;
+   *  default false: the prompt holds the sources an answer should copy from). */
+  penalizePrompt?: boolean;
+  /** [start, factor ≥ 1]: after `start` generated tokens the end-of-turn logits grow by
+   *  |logit|·(factor^(n − start) − 1) (Hugging Face's exponential_decay_length_penalty). */
+  exponentialDecayLengthPenalty?: [number, number] | null;
   seed?: number;
 }
 
@@ -90,10 +96,16 @@ export interface ModelInfo {
 }
 
 export interface GenerationTimings {
+  /** The whole prompt: reusedPromptTokens taken from the KV cache + prefillTokens run. */
   promptTokens: number;
+  /** The prompt's first tokens the last generation left in the cache (a chat's system prompt
+   *  and earlier turns): not run again. Always 0 on the candle and webgpu backends. */
+  reusedPromptTokens: number;
+  prefillTokens: number;
   generatedTokens: number;
   tokenizeMs: number;
   prefillMs: number;
+  /** prefillTokens / prefillMs. */
   prefillTokS: number;
   timeToFirstTokenMs: number;
   decodeMs: number;
@@ -103,15 +115,48 @@ export interface GenerationTimings {
 
 export interface GenerationResult {
   text: string;
-  finishReason: 'stop' | 'length' | 'context_full' | 'aborted';
+  /** 'repetition': the output started repeating itself (request.repetitionGuard); `text` ends
+   *  before the repeats, which streaming had already delivered. */
+  finishReason: 'stop' | 'length' | 'context_full' | 'aborted' | 'repetition';
   timings: GenerationTimings;
 }
 
-/** Errors carry a stable `code`: invalid_gguf, unsupported_tensor_type, unsupported_architecture,
- *  missing_metadata, too_large, context_overflow, invalid_request, tokenizer_error,
- *  template_error, inference_error, invalid_onnx, unsupported_operator, unsupported_shape,
- *  webgpu_unavailable, not_loaded, busy, worker_crashed. Aborts are DOMException 'AbortError'. */
-export interface EdgeLLMError extends Error { name: 'EdgeLLMError'; code: string }
+/** Every code an EdgeLLMError can carry: the catalogue ERROR_CODES (www/engine/errors.js), where
+ *  each is explained. Kept equal to it by tests/js/errors.test.mjs. */
+export type EdgeLLMErrorCode =
+  // the Rust core (src/error.rs ErrorCode)
+  | 'invalid_gguf' | 'unsupported_tensor_type' | 'unsupported_architecture' | 'missing_metadata'
+  | 'too_large' | 'context_overflow' | 'invalid_request' | 'tokenizer_error' | 'template_error'
+  | 'inference_error' | 'invalid_weights' | 'invalid_onnx' | 'unsupported_operator'
+  | 'unsupported_shape' | 'webgpu_unavailable'
+  // the engine (www/engine/)
+  | 'not_loaded' | 'not_initialised' | 'busy' | 'worker_crashed' | 'fetch_failed' | 'internal_error'
+  // retrieval (www/rag/retrieve.js)
+  | 'empty_query' | 'empty_corpus' | 'no_embedder' | 'no_vectors' | 'invalid_settings' | 'invalid_rerank'
+  // the prompt (www/rag/prompt.js)
+  | 'context_budget';
+
+export type EdgeLLMErrorOrigin = 'rust' | 'engine' | 'retrieval' | 'prompt';
+
+/** One catalogue entry: what happened, and what the user should do. */
+export interface EdgeLLMErrorInfo { readonly origin: EdgeLLMErrorOrigin; readonly what: string; readonly action: string }
+
+export declare const ERROR_CODES: Readonly<Record<EdgeLLMErrorCode, EdgeLLMErrorInfo>>;
+/** The codes of the Rust core's ErrorCode, set by the wasm modules. */
+export declare const RUST_ERROR_CODES: readonly EdgeLLMErrorCode[];
+/** The codes only JavaScript creates. */
+export declare const JS_ERROR_CODES: readonly EdgeLLMErrorCode[];
+
+/** Errors carry a stable `code`. Errors from the wasm modules are plain Errors named
+ *  'EdgeLLMError'; `instanceof EdgeLLMError` holds for them too. Aborts are DOMException 'AbortError'. */
+export declare class EdgeLLMError extends Error {
+  constructor(code: EdgeLLMErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> });
+  name: 'EdgeLLMError';
+  code: EdgeLLMErrorCode;
+  details?: Record<string, unknown>;
+}
+/** A new EdgeLLMError; throws a TypeError for a code missing from ERROR_CODES. */
+export declare function edgeError(code: EdgeLLMErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }): EdgeLLMError;
 
 export interface EngineInterface {
   load(bytes: Uint8Array | ArrayBuffer, options?: LoadOptions): Promise<ModelInfo>;

@@ -5,3 +5,4 @@ export { initWasm, runtime, defaultThreads, threadsUnavailableReason } from './r
 export { WorkerEngine } from './client.js';
 export { Embedder, Reranker, fetchEmbedderFiles } from './embedder.js';
 export { OnnxEmbedder, webgpuStatus } from './onnx.js';
+export { EdgeLLMError, ERROR_CODES, RUST_ERROR_CODES, JS_ERROR_CODES, edgeError } from './errors.js';

@@ -2,6 +2,8 @@
 // models exported to ONNX and run on WebGPU through wonnx. A separate module, imported only
 // when an ONNX model is chosen, so pages that never use one never download it.
 
+import { edgeError } from './errors.js';
+
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
 let ready = null;
@@ -45,7 +47,7 @@ export async function webgpuStatus() {
 
 /** An error like the wasm module's, for failures found before it is reached. */
 function webgpuUnavailable(reason) {
-  return Object.assign(new Error(reason), { name: 'EdgeLLMError', code: 'webgpu_unavailable' });
+  return edgeError('webgpu_unavailable', reason);
 }
 
 /**

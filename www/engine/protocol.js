@@ -2,6 +2,8 @@
 // `kind`. Requests carry an `id`; the worker answers each with exactly one `result` or
 // `error` of the same id (after any number of `token` messages for a generation).
 
+import { EdgeLLMError } from './errors.js';
+
 export const Kind = Object.freeze({
   // page → worker
   INIT: 'init', // { id, options: { threads } } → { build, threads, fallback }
@@ -22,13 +24,19 @@ export const Kind = Object.freeze({
   ERROR: 'error', // { id, error: { name, code, message } }
 });
 
-/** An error as plain data, so that it survives postMessage with its name and code. */
+/**
+ * An error as plain data, so that it survives postMessage with its name and code. An error
+ * without a string code of its own (a TypeError, a DOMException's numeric code) is 'internal_error'.
+ */
 export function serializeError(e) {
-  return { name: e?.name ?? 'Error', code: e?.code ?? 'internal_error', message: e?.message ?? String(e) };
+  return { name: e?.name ?? 'Error', code: typeof e?.code === 'string' ? e.code : 'internal_error', message: e?.message ?? String(e) };
 }
 
+/** The page's copy of the worker's error: an EdgeLLMError with the same code (or an AbortError). */
 export function deserializeError({ name, code, message }) {
   // DOMException has a read-only `code` of its own; an abort needs none.
   if (name === 'AbortError') return new DOMException(message, 'AbortError');
-  return Object.assign(new Error(message), { name, code });
+  // The code is kept as sent (the worker runs the same catalogue); a name other than
+  // EdgeLLMError (a TypeError turned 'internal_error') is kept in details.
+  return new EdgeLLMError(code ?? 'internal_error', message, name && name !== 'EdgeLLMError' ? { details: { name } } : undefined);
 }

@@ -9,6 +9,8 @@
 // `initWasm()` picks the threaded build where it can run and the single one otherwise; a
 // module is instantiated once per thread (per worker), so the first call decides.
 
+import { edgeError } from './errors.js';
+
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 /** More threads than this gain little on a 135M–1B model and take cores from the page. */
 const MAX_THREADS = 4;
@@ -74,6 +76,6 @@ export function runtime() {
 
 /** The wasm-bindgen exports (WasmModel, WasmTokenizer, …) of the build in use. */
 export function wasm() {
-  if (!current) throw new Error('edgellm: the wasm module is not initialised (await initWasm() first)');
+  if (!current) throw edgeError('not_initialised', 'edgellm: the wasm module is not initialised (await initWasm() first)');
   return current.bindings;
 }

@@ -6,6 +6,7 @@ import { Engine } from './core.js';
 import { Embedder, Reranker } from './embedder.js';
 import { OnnxEmbedder } from './onnx.js';
 import { Kind, serializeError } from './protocol.js';
+import { edgeError } from './errors.js';
 
 const engine = new Engine();
 let embedder = null;
@@ -47,7 +48,7 @@ async function handle(msg) {
       embedder = msg.files.onnx ? await OnnxEmbedder.load(msg.files, msg.options) : await Embedder.load(msg.files);
       return { dim: embedder.dim };
     case Kind.EMBED:
-      if (!embedder) throw Object.assign(new Error('no embedding model is loaded'), { name: 'EdgeLLMError', code: 'not_loaded' });
+      if (!embedder) throw edgeError('not_loaded', 'no embedding model is loaded: call loadEmbedder() first');
       return embedder.embed(msg.texts);
     case Kind.LOAD_RERANKER:
       reranker?.free();
@@ -55,10 +56,10 @@ async function handle(msg) {
       reranker = await Reranker.load(msg.files);
       return null;
     case Kind.RERANK:
-      if (!reranker) throw Object.assign(new Error('no reranker is loaded'), { name: 'EdgeLLMError', code: 'not_loaded' });
+      if (!reranker) throw edgeError('not_loaded', 'no reranker is loaded: call loadReranker() first');
       return reranker.score(msg.query, msg.passages);
     default:
-      throw Object.assign(new Error(`unknown message kind '${msg.kind}'`), { code: 'invalid_request' });
+      throw edgeError('invalid_request', `unknown message kind '${msg.kind}'`);
   }
 }
 

@@ -74,6 +74,9 @@ export class DocumentIndex {
 
   get(id) { return this.#chunks.get(id); }
 
+  /** The text of every chunk, in insertion order. */
+  texts() { return [...this.#chunks.values()].map((chunk) => chunk.text); }
+
   has(id) { return this.#chunks.has(id); }
 
   /**

@@ -9,6 +9,10 @@ export const TEMPLATE_OVERHEAD = 64;
 
 /**
  * @param {object} o
+ * @param {string} o.question       what the model answers
+ * @param {string} [o.retrievalQuery] what retrieval searches for (default: the question)
+ * @param {{ role: string, content: string }[]} [o.history] earlier exchanges kept in the prompt
+ * @param {string} [o.followUpOf]   the earlier question a follow-up refers to
  * @param {import('./index.js').DocumentIndex} o.index
  * @param {(texts: string[]) => Promise<Float32Array[]>} o.embed
  * @param {(text: string) => number} o.countTokens  the model's tokenizer
@@ -16,12 +20,15 @@ export const TEMPLATE_OVERHEAD = 64;
  * @param {number} o.maxNewTokens   room kept for the answer
  * @param {object} [o.retrieval]    { topKInitial, topKFinal, weights, rerank }
  */
-export async function buildCitedPrompt({ question, history = [], index, embed, countTokens, contextLength, maxNewTokens, retrieval = {} }) {
-  const result = await retrieve({ index, query: question, embed, ...retrieval });
+export async function buildCitedPrompt({
+  question, retrievalQuery = question, history = [], followUpOf, index, embed, countTokens, contextLength, maxNewTokens, retrieval = {},
+}) {
+  const result = await retrieve({ index, query: retrievalQuery, embed, ...retrieval });
   const { messages, sources } = buildMessages({
     question,
     passages: result.passages,
     history,
+    followUpOf,
     countTokens,
     contextBudget: contextLength - maxNewTokens - TEMPLATE_OVERHEAD,
   });

@@ -1,12 +1,18 @@
 // The chat messages for a cited answer, fitted into the model's context.
 //
 //   system     how to answer: concisely, only from the numbered sources, citing them as [n]
-//   history    the last few question/answer exchanges (conversation memory)
-//   user       the sources, numbered [1]..[n] with document name and page, then the question
+//   history    earlier question/answer exchanges, when the conversation rule keeps any (answer.js)
+//   user       the sources, numbered [1]..[n] with document name and page, then the earlier
+//              question a follow-up refers to (if any), then the question
 //
+// The system prompt comes first and never changes, so the engine reuses its KV cache from one
+// turn to the next (the longest common token prefix is not prefilled again).
 // Sources sit in the last user message, not in the system message, because small models follow
 // the turn right before their answer best, and some chat templates (Gemma) have no system role.
 // Old answers lose their [n] markers: those numbers pointed at an earlier question's sources.
+
+import { CITATION } from './cite.js';
+import { edgeError } from '../engine/errors.js';
 
 export const PROMPT_DEFAULTS = Object.freeze({
   historyExchanges: 3,
@@ -22,8 +28,6 @@ export const SYSTEM_PROMPT = [
 ].join(' ');
 
 const TRUNCATION_MARK = ' …';
-/** A citation: [1], [1, 2], [1-3] (also with an en dash). Group 1 is the list inside the brackets. */
-const CITATION = /\[(\s*\d+\s*(?:[-–]\s*\d+\s*)?(?:,\s*\d+\s*(?:[-–]\s*\d+\s*)?)*)\]/g;
 
 /**
  * Build the messages, keeping their total token count within `contextBudget`.
@@ -41,11 +45,12 @@ const CITATION = /\[(\s*\d+\s*(?:[-–]\s*\d+\s*)?(?:,\s*\d+\s*(?:[-–]\s*\d+\s
  * @param {(text: string) => number} options.countTokens the model's tokenizer
  * @param {number} options.contextBudget
  * @param {number} [options.historyExchanges]
+ * @param {string} [options.followUpOf] the earlier question this one follows up on, named before it
  * @param {number} [options.minPassageTokens]
  * @returns {{ messages: { role: string, content: string }[], sources: { n: number, id?: string, source: string|null, page: number|null, score: number|null, text: string, truncated: boolean }[], tokens: number }}
  */
 export function buildMessages({
-  question, passages, history = [], countTokens, contextBudget,
+  question, passages, history = [], countTokens, contextBudget, followUpOf,
   historyExchanges = PROMPT_DEFAULTS.historyExchanges, minPassageTokens = PROMPT_DEFAULTS.minPassageTokens,
 }) {
   if (typeof question !== 'string' || question.trim() === '') throw new TypeError('buildMessages: question must be a non-empty string');
@@ -57,13 +62,12 @@ export function buildMessages({
 
   const exchanges = recentExchanges(history, historyExchanges); // oldest first
   const kept = { passages: [], exchanges: [] };
-  const count = () => countMessages(assemble(question, kept), countTokens);
+  const assembleKept = () => assemble(question, kept, followUpOf);
+  const count = () => countMessages(assembleKept(), countTokens);
   const fits = () => count() <= contextBudget;
 
   if (!fits()) {
-    const error = new Error(`The question and instructions alone take ${count()} tokens, over the context budget of ${contextBudget}.`);
-    error.code = 'context_budget';
-    throw error;
+    throw edgeError('context_budget', `The question and instructions alone take ${count()} tokens, over the context budget of ${contextBudget}.`);
   }
 
   let passagesClosed = false;
@@ -91,7 +95,7 @@ export function buildMessages({
   for (const passage of rest) tryPassage(passage);
   for (const exchange of exchanges.slice(0, -1).reverse()) tryExchange(exchange);
 
-  const messages = assemble(question, kept);
+  const messages = assembleKept();
   return {
     messages,
     sources: kept.passages.map((p, i) => ({
@@ -101,36 +105,16 @@ export function buildMessages({
   };
 }
 
-/**
- * The source numbers an answer cites, in order of first citation, each once.
- * Understands [1], [1][2], [1, 2] and ranges [1-3]. With `sourceCount`, numbers outside
- * 1..sourceCount (hallucinated citations) are left out.
- * @returns {number[]}
- */
-export function extractCitations(answerText, sourceCount = Infinity) {
-  const cited = [];
-  for (const [, list] of String(answerText).matchAll(CITATION)) {
-    for (const part of list.split(',')) {
-      const [from, to = from] = part.split(/[-–]/).map((n) => Number.parseInt(n, 10));
-      // A long "range" is more likely a year span or a typo than a citation of many sources.
-      if (to < from || to - from > 20) continue;
-      for (let n = from; n <= to; n++) {
-        if (n >= 1 && n <= sourceCount && !cited.includes(n)) cited.push(n);
-      }
-    }
-  }
-  return cited;
-}
-
 /** The messages for a question with the kept passages and exchanges. */
-function assemble(question, { passages, exchanges }) {
+function assemble(question, { passages, exchanges }, followUpOf) {
   const sources = passages.length === 0
     ? 'Sources: none were found.'
     : `Sources:\n\n${passages.map((p, i) => `[${i + 1}] ${sourceLabel(p)}\n${p.text}`).join('\n\n')}`;
+  const earlier = followUpOf?.trim() ? `Earlier question: ${followUpOf.trim()}\n` : '';
   return [
     { role: 'system', content: SYSTEM_PROMPT },
     ...exchanges.flat(),
-    { role: 'user', content: `${sources}\n\nQuestion: ${question.trim()}` },
+    { role: 'user', content: `${sources}\n\n${earlier}Question: ${question.trim()}` },
   ];
 }
 

@@ -6,6 +6,8 @@
 //    the head of the fused list; with one (a cross-encoder, say) its scores reorder the candidates.
 // Embedding is injected (`embed`), so this module never imports the engine and runs anywhere.
 
+import { edgeError } from '../engine/errors.js'; // the error catalogue: a leaf module, no engine runtime
+
 export const DEFAULTS = Object.freeze({
   topKInitial: 30,
   topKFinal: 3,
@@ -14,15 +16,6 @@ export const DEFAULTS = Object.freeze({
 });
 
 export const MODES = Object.freeze(['hybrid', 'lexical', 'dense']);
-
-/** An Error with a machine-readable `code`, so the page can show a specific message. */
-export class RetrievalError extends Error {
-  constructor(code, message) {
-    super(message);
-    this.name = 'RetrievalError';
-    this.code = code;
-  }
-}
 
 /**
  * Retrieve the passages that answer `query`.
@@ -44,12 +37,12 @@ export async function retrieve({
 }) {
   const startedAt = performance.now();
   validateSettings({ topKInitial, topKFinal, weights, rrfK, mode });
-  if (typeof query !== 'string' || query.trim() === '') throw new RetrievalError('empty_query', 'The question is empty.');
-  if (!index || index.size === 0) throw new RetrievalError('empty_corpus', 'No documents are indexed yet: add a document before asking.');
+  if (typeof query !== 'string' || query.trim() === '') throw edgeError('empty_query', 'The question is empty.');
+  if (!index || index.size === 0) throw edgeError('empty_corpus', 'No documents are indexed yet: add a document before asking.');
   const useLexical = mode !== 'dense';
   const useDense = mode !== 'lexical';
-  if (useDense && typeof embed !== 'function') throw new RetrievalError('no_embedder', `Mode "${mode}" needs an embed(texts) function; use mode "lexical" without one.`);
-  if (useDense && index.vectorCount === 0) throw new RetrievalError('no_vectors', `Mode "${mode}" needs chunk embeddings, and none are indexed; use mode "lexical" or index with vectors.`);
+  if (useDense && typeof embed !== 'function') throw edgeError('no_embedder', `Mode "${mode}" needs an embed(texts) function; use mode "lexical" without one.`);
+  if (useDense && index.vectorCount === 0) throw edgeError('no_vectors', `Mode "${mode}" needs chunk embeddings, and none are indexed; use mode "lexical" or index with vectors.`);
   const { lexical: lexicalWeight = DEFAULTS.weights.lexical, dense: denseWeight = DEFAULTS.weights.dense } = weights;
 
   const timings = { lexicalMs: 0, embedMs: 0, denseMs: 0, fuseMs: 0, rerankMs: 0, totalMs: 0 };
@@ -105,9 +98,9 @@ export function reciprocalRankFusion(rankings, k = DEFAULTS.rrfK) {
   return [...scores].map(([id, score]) => ({ id, score })).sort((a, b) => b.score - a.score);
 }
 
-/** Throw a RetrievalError ('invalid_settings') that names the bad setting. */
+/** Throw an EdgeLLMError ('invalid_settings') that names the bad setting. */
 export function validateSettings({ topKInitial = DEFAULTS.topKInitial, topKFinal = DEFAULTS.topKFinal, weights = DEFAULTS.weights, rrfK = DEFAULTS.rrfK, mode = 'hybrid' } = {}) {
-  const invalid = (message) => new RetrievalError('invalid_settings', message);
+  const invalid = (message) => edgeError('invalid_settings', message);
   if (!Number.isInteger(topKInitial) || topKInitial < 1) throw invalid(`topKInitial must be an integer ≥ 1, got ${topKInitial}`);
   if (!Number.isInteger(topKFinal) || topKFinal < 1) throw invalid(`topKFinal must be an integer ≥ 1, got ${topKFinal}`);
   if (topKFinal > topKInitial) throw invalid(`topKFinal (${topKFinal}) cannot be larger than topKInitial (${topKInitial}): stage 2 picks from stage 1's candidates`);
@@ -138,7 +131,7 @@ function describeCandidates(fused, index, lexical, dense) {
 async function rerankCandidates(rerank, query, candidates) {
   const scores = await rerank(query, candidates);
   if (!Array.isArray(scores) || scores.length !== candidates.length || !scores.every(Number.isFinite)) {
-    throw new RetrievalError('invalid_rerank', `rerank must return one finite score per candidate (${candidates.length}), got ${Array.isArray(scores) ? `${scores.length} values` : typeof scores}`);
+    throw edgeError('invalid_rerank', `rerank must return one finite score per candidate (${candidates.length}), got ${Array.isArray(scores) ? `${scores.length} values` : typeof scores}`);
   }
   return candidates.map((candidate, i) => ({ ...candidate, rerankScore: scores[i] })).sort((a, b) => b.rerankScore - a.rerankScore);
 }
