@@ -28,7 +28,9 @@ pub mod timing;
 pub mod tokenizer;
 
 pub use error::{Error, ErrorCode, Result};
-pub use generate::{FinishReason, GenerateRequest, GenerationOutput, OverflowPolicy, Session, Step, TextModel};
+pub use generate::{
+    FinishReason, GenerateRequest, GenerationOutput, OverflowPolicy, RepetitionGuard, Session, Step, TextModel,
+};
 pub use model::{LoadOptions, Model, ModelInfo};
 pub use sampling::SamplingParams;
 pub use template::{ChatTemplate, Message};

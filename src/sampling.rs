@@ -21,9 +21,18 @@ pub struct SamplingParams {
     pub repetition_penalty: f32,
     /// How many recent tokens the repetition penalty looks at (0 = the whole context).
     pub repeat_last_n: usize,
-    /// Never produce an n-gram of this size twice in the context, prompt included (0 = off);
-    /// Hugging Face's `no_repeat_ngram_size`.
+    /// Never produce an n-gram of this size twice (0 = off); Hugging Face's `no_repeat_ngram_size`.
     pub no_repeat_ngram_size: usize,
+    /// Whether the repetition penalty and the n-gram ban also count the prompt's tokens, as
+    /// Hugging Face's `generate` does. Off by default: in a cited answer the prompt holds the
+    /// sources, and penalising their words penalises the facts the answer should copy, the "[n]"
+    /// of the citations and the end-of-turn token of the chat template itself.
+    pub penalize_prompt: bool,
+    /// Hugging Face's `exponential_decay_length_penalty` `[start, factor]`: after `start`
+    /// generated tokens the end-of-turn logits grow by |logit|·(factor^(n − start) − 1), so an
+    /// answer that runs on is pulled towards ending, at a sentence end where the model would end
+    /// anyway. `None` = off.
+    pub exponential_decay_length_penalty: Option<(usize, f32)>,
     pub seed: u64,
 }
 
@@ -42,6 +51,8 @@ impl SamplingParams {
             repetition_penalty: 1.0,
             repeat_last_n: 64,
             no_repeat_ngram_size: 0,
+            penalize_prompt: false,
+            exponential_decay_length_penalty: None,
             seed: 299_792_458,
         }
     }
@@ -55,6 +66,7 @@ impl SamplingParams {
             repetition_penalty: 1.15,
             repeat_last_n: 0,
             no_repeat_ngram_size: 3,
+            penalize_prompt: true,
             ..Self::greedy()
         }
     }
@@ -68,6 +80,11 @@ impl SamplingParams {
         }
         if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
             bail!(InvalidRequest, "repetition_penalty must be > 0, got {}", self.repetition_penalty);
+        }
+        if let Some((_, factor)) = self.exponential_decay_length_penalty {
+            if !(factor >= 1.0 && factor.is_finite()) {
+                bail!(InvalidRequest, "exponential_decay_length_penalty's factor must be a number ≥ 1, got {factor}");
+            }
         }
         Ok(())
     }
@@ -98,9 +115,28 @@ impl Sampler {
         Ok(Self { params, processor })
     }
 
-    /// Choose the next token given the logits of the last position and every token so far.
-    pub fn sample(&mut self, mut logits: Vec<f32>, context: &[u32]) -> Result<u32> {
+    /// Choose the next token given the logits of the last position, every token so far (the
+    /// prompt's first `prompt_len` of them) and the tokens that end the turn.
+    pub fn sample(
+        &mut self,
+        mut logits: Vec<f32>,
+        tokens: &[u32],
+        prompt_len: usize,
+        stop_tokens: &[u32],
+    ) -> Result<u32> {
         let p = &self.params;
+        let generated = tokens.len().saturating_sub(prompt_len);
+        let context = if p.penalize_prompt { tokens } else { &tokens[tokens.len() - generated..] };
+        if let Some((start, factor)) = p.exponential_decay_length_penalty {
+            if generated > start {
+                let grow = factor.powi((generated - start).min(i32::MAX as usize) as i32) - 1.0;
+                for &t in stop_tokens {
+                    if let Some(l) = logits.get_mut(t as usize) {
+                        *l += l.abs() * grow;
+                    }
+                }
+            }
+        }
         if p.no_repeat_ngram_size > 0 {
             for banned in banned_ngram_tokens(context, p.no_repeat_ngram_size) {
                 if let Some(l) = logits.get_mut(banned as usize) {

@@ -44,11 +44,18 @@ pub struct LoadTimings {
 /// Where the time of one generation went.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GenerationTimings {
+    /// The whole prompt, whether run or taken from the cache.
     pub prompt_tokens: usize,
+    /// The prompt's first tokens, whose keys and values the cache still held from the last
+    /// generation (the system prompt and earlier turns of a chat), so not run again.
+    pub reused_prompt_tokens: usize,
+    /// The prompt tokens the prefill ran: `prompt_tokens - reused_prompt_tokens`.
+    pub prefill_tokens: usize,
     pub generated_tokens: usize,
     /// Template rendering and tokenization of the prompt.
     pub tokenize_ms: f64,
     pub prefill_ms: f64,
+    /// `prefill_tokens / prefill_ms`: the speed of the tokens actually run.
     pub prefill_tok_s: f64,
     /// From the request to the first generated token (tokenize + prefill + first sample).
     pub time_to_first_token_ms: f64,

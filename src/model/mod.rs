@@ -270,6 +270,10 @@ fn mib(bytes: u64) -> u64 {
 
 pub struct Model {
     backend: Backend,
+    /// The tokens at positions `0..` of the backend's KV cache: a new sequence that starts
+    /// with some of them continues from there instead of running them again. Kept equal to
+    /// what the cache really holds (see `forward`).
+    kv_tokens: Vec<u32>,
     pub tokenizer: Tokenizer,
     pub template: ChatTemplate,
     pub info: ModelInfo,
@@ -375,6 +379,7 @@ impl Model {
 
         Ok(Self {
             backend,
+            kv_tokens: Vec::new(),
             tokenizer,
             template,
             info,
@@ -399,8 +404,25 @@ impl Model {
         }
     }
 
-    /// Run `tokens` at positions `pos..` and return the logits of the last one.
-    /// `pos == 0` starts a new sequence (the KV cache is discarded).
+    /// The tokens a new sequence may keep from the KV cache (a prefix of them): ours. candle's
+    /// caches can only be appended to or dropped, so its backends report none.
+    pub fn cached_tokens(&self) -> &[u32] {
+        match self.backend {
+            Backend::Edgellm { .. } => &self.kv_tokens,
+            Backend::CandleLlama(_) | Backend::CandleGemma3(_) => &[],
+        }
+    }
+
+    /// Forget the KV cache's contents: the next generation runs its whole prompt (benchmarks
+    /// of a cold prefill). The memory stays reserved.
+    pub fn clear_cache(&mut self) {
+        self.kv_tokens.clear();
+    }
+
+    /// Run `tokens` at positions `pos..` and return the logits of the last one. The cache keeps
+    /// the positions before `pos` (at most [`Model::cached_tokens`]' length on our backend,
+    /// exactly that many or 0 on candle's) and replaces the rest; `pos == 0` starts a new
+    /// sequence.
     pub fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
         if tokens.is_empty() {
             bail!(InvalidRequest, "nothing to run: the token list is empty");
@@ -416,6 +438,32 @@ impl Model {
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.info.vocab_size) {
             bail!(InvalidRequest, "token id {bad} is outside the vocabulary of {}", self.info.vocab_size);
         }
+        let cached = self.kv_tokens.len();
+        let appends_only = !matches!(self.backend, Backend::Edgellm { .. });
+        if pos > cached || (appends_only && pos != 0 && pos != cached) {
+            bail!(
+                InvalidRequest,
+                "position {pos} does not continue the cached sequence of {cached} tokens{}",
+                if appends_only { " (the candle backend can only continue it or start again at 0)" } else { "" }
+            );
+        }
+        // Until the pass has run, the cache holds only the positions before `pos` for sure.
+        self.kv_tokens.truncate(pos);
+        match self.run(tokens, pos) {
+            Ok(logits) => {
+                self.kv_tokens.extend_from_slice(tokens);
+                Ok(logits)
+            }
+            Err(e) => {
+                // candle may have appended some layers' keys before failing: only a new
+                // sequence is safe now.
+                self.kv_tokens.clear();
+                Err(e)
+            }
+        }
+    }
+
+    fn run(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
         let logits = match &mut self.backend {
             Backend::Edgellm { model, file } => {
                 // The whole pass runs on one of rayon's threads, so each matmul's split is taken

@@ -225,13 +225,18 @@ impl Transformer {
         (self.embed.rows, self.output.rows)
     }
 
-    /// Logits of the last of `tokens`, placed at positions `pos..`; `pos == 0` starts a new
-    /// sequence. The caller has checked ids and positions against vocabulary and context.
+    /// Logits of the last of `tokens`, placed at positions `pos..`, after the cached positions
+    /// before `pos`; `pos == 0` starts a new sequence. The caller has checked ids and positions
+    /// against vocabulary and context.
+    ///
+    /// `pos` may be below the cached length (a new prompt that shares only a prefix with the
+    /// last sequence): the keys and values from `pos` on are overwritten before any query
+    /// reads them, because a query at position p reads positions up to p alone. The cache is
+    /// indexed by absolute position — sliding-window layers too, which look back from p — so
+    /// what is kept is exactly what a pass from 0 would have written.
     pub fn forward(&mut self, file: &[u8], tokens: &[u32], pos: usize) -> &[f32] {
-        if pos == 0 {
-            self.kv_len = 0;
-        }
-        debug_assert_eq!(pos, self.kv_len, "positions must continue the cached sequence");
+        debug_assert!(pos <= self.kv_len, "positions must continue the cached sequence or go back in it");
+        self.kv_len = pos;
         self.reserve_kv(pos + tokens.len());
         let mut last_rows = 0;
         for (i, chunk) in tokens.chunks(PREFILL_CHUNK).enumerate() {

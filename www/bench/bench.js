@@ -80,7 +80,7 @@ export async function benchmarkModel({
       const t0 = performance.now();
       const context = retrieveContext ? await retrieveContext(question) : null;
       const messages = context?.messages ?? [{ role: 'user', content: question }];
-      const { timings } = await engine.generate({ messages, maxNewTokens, ignoreEos: true });
+      const { timings } = await engine.generate({ messages, maxNewTokens, ignoreEos: true, reuseCache: false });
       runs.push({
         question,
         rag: Boolean(context),
@@ -95,7 +95,7 @@ export async function benchmarkModel({
   // The raw model on the same questions, without retrieval or sources in the prompt.
   const raw = [];
   for (const question of queries) {
-    const { timings } = await engine.generate({ messages: [{ role: 'user', content: question }], maxNewTokens, ignoreEos: true });
+    const { timings } = await engine.generate({ messages: [{ role: 'user', content: question }], maxNewTokens, ignoreEos: true, reuseCache: false });
     raw.push(timings);
   }
   await sample();

@@ -35,8 +35,15 @@ export interface GenerateRequest extends SamplingOptions {
   stop?: string[];
   /** What to do when the prompt does not fit: 'error' (default) or 'truncate_start'. */
   overflow?: 'error' | 'truncate_start';
-  /** Generate exactly maxNewTokens, through end-of-turn tokens (for benchmarks). */
+  /** Generate exactly maxNewTokens, through end-of-turn tokens (for benchmarks); it also turns
+   *  the repetition guard off. */
   ignoreEos?: boolean;
+  /** Keep the prompt prefix already in the KV cache (default true); false prefills it all (benchmarks). */
+  reuseCache?: boolean;
+  /** Ends the answer when the output starts repeating itself (finishReason 'repetition'); on by
+   *  default, false turns it off. minSpan: tokens an exact repeat needs (16; 0 = off);
+   *  maxNearPeriod: the longest repeated stretch with one token changed looked for (32; 0 = off). */
+  repetitionGuard?: boolean | { minSpan?: number; maxNearPeriod?: number };
   signal?: AbortSignal;
 }
 
