@@ -8,15 +8,23 @@ cd "$(dirname "$0")"
 scripts/setup.sh build
 export PATH="${EDGELLM_CACHE:-$HOME/.cache/edgellm}/tools/bin:$PATH"
 
-# Two builds of the same crate. www/pkg: single-threaded, runs everywhere. www/pkg-threads:
-# shared memory + rayon on Web Workers (wasm-bindgen-rayon), which a page may use only when it
-# is cross-origin isolated; www/engine/runtime.js picks between them. Threads need std rebuilt
-# with atomics, hence nightly and -Z build-std, and their own target directory.
+# Three builds of the same crate; www/engine/runtime.js picks one at run time.
+# - www/pkg: single-threaded, SIMD128; runs everywhere.
+# - www/pkg-relaxed: the same plus relaxed SIMD (src/kernels.rs's `relaxed` kernels), for
+#   engines that validate it; its own target directory, as its target features differ.
+# - www/pkg-threads: relaxed SIMD, shared memory + rayon on Web Workers (wasm-bindgen-rayon),
+#   which a page may use only when it is cross-origin isolated. Threads need std rebuilt with
+#   atomics, hence nightly and -Z build-std, and their own target directory.
 cargo build --release -p edgellm-wasm --target wasm32-unknown-unknown
 wasm-bindgen --target web --out-dir www/pkg --out-name edgellm \
   target/wasm32-unknown-unknown/release/edgellm_wasm.wasm
 
-RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 \
+RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
+  cargo build --release -p edgellm-wasm --target wasm32-unknown-unknown --target-dir target/relaxed
+wasm-bindgen --target web --out-dir www/pkg-relaxed --out-name edgellm \
+  target/relaxed/wasm32-unknown-unknown/release/edgellm_wasm.wasm
+
+RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128,+relaxed-simd \
   -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
   -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
   -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base" \
@@ -50,7 +58,9 @@ cp node_modules/@wllama/wllama/esm/index.js node_modules/@wllama/wllama/esm/wasm
 if [ "${EDGELLM_WASM_OPT:-0}" = 1 ]; then
   npx wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
     www/pkg/edgellm_bg.wasm -o www/pkg/edgellm_bg.wasm
-  npx wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-threads \
+  npx wasm-opt -O3 --enable-simd --enable-relaxed-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+    www/pkg-relaxed/edgellm_bg.wasm -o www/pkg-relaxed/edgellm_bg.wasm
+  npx wasm-opt -O3 --enable-simd --enable-relaxed-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-threads \
     www/pkg-threads/edgellm_bg.wasm -o www/pkg-threads/edgellm_bg.wasm
 fi
-ls -l www/pkg/edgellm_bg.wasm www/pkg-threads/edgellm_bg.wasm www/pkg-onnx/edgellm_onnx_bg.wasm
+ls -l www/pkg/edgellm_bg.wasm www/pkg-relaxed/edgellm_bg.wasm www/pkg-threads/edgellm_bg.wasm www/pkg-onnx/edgellm_onnx_bg.wasm

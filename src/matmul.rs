@@ -8,9 +8,9 @@
 //! activation rows are taken in tiles so a tile stays in cache while a chunk of weight rows
 //! streams past it: the weights are read once per tile instead of once per token.
 //!
-//! Dot products for Q4_0, Q4_1, Q5_0 and Q8_0 come from [`crate::kernels`] (ours; SIMD128 in
-//! wasm); for the K-quants and the rest from candle's `GgmlType::vec_dot` (SIMD128 in wasm for
-//! Q2_K, Q4_K, Q6_K; AVX natively).
+//! Dot products for Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K and Q6_K — every type a Q4_0, Q4_1,
+//! Q4_K_M or Q5_K_M file holds — come from [`crate::kernels`] (ours; SIMD128 in wasm); for the
+//! rest (Q2_K, Q3_K, Q5_1, floats) from candle's `GgmlType::vec_dot`.
 
 use candle_core::quantized::k_quants::{self as kq, GgmlType};
 use candle_core::quantized::GgmlDType;
@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::bail;
 use crate::error::Result;
-use crate::kernels::{self, Q8Row, WeightFormat};
+use crate::kernels::{self, Q8Rows, WeightFormat};
 
 /// Activation rows per tile during prefill: 64 rows of 1,536 values quantized to 8 bits are
 /// ~100 KB, which stays in L2 while the weights stream through.
@@ -42,11 +42,8 @@ pub struct QMatrix {
 /// Quantized activations, kept between calls so decoding allocates nothing.
 #[derive(Default)]
 pub struct Scratch {
-    qs: Vec<i16>,
-    d: Vec<f32>,
-    s: Vec<f32>,
-    /// Row length of the input in `qs`, `d`, `s`.
-    cols: usize,
+    /// The input of our kernels, in the [`Q8Row`] form they read.
+    rows: Q8Rows,
     /// candle's activation blocks; u64 elements are aligned for every block type.
     blocks: Vec<u64>,
 }
@@ -133,10 +130,10 @@ pub fn matmul_each(file: &[u8], x: &[f32], products: &mut [(&QMatrix, &mut [f32]
         match own_kernel(m.dtype) {
             Some(format) => {
                 if !quantized {
-                    quantize_input(x, m.cols, scratch);
+                    scratch.rows.quantize(x, m.cols);
                     quantized = true;
                 }
-                matmul_own(m, format, file, n, out, scratch)
+                matmul_own(m, format, file, n, out, &scratch.rows)
             }
             None => with_block_type!(m.dtype, matmul_candle(m, file, x, out, scratch)),
         }
@@ -165,6 +162,9 @@ fn own_kernel(dtype: GgmlDType) -> Option<WeightFormat> {
         GgmlDType::Q4_1 => WeightFormat::Q4_1,
         GgmlDType::Q5_0 => WeightFormat::Q5_0,
         GgmlDType::Q8_0 => WeightFormat::Q8_0,
+        GgmlDType::Q4K => WeightFormat::Q4K,
+        GgmlDType::Q5K => WeightFormat::Q5K,
+        GgmlDType::Q6K => WeightFormat::Q6K,
         _ => return None,
     })
 }
@@ -210,25 +210,10 @@ fn for_each_pair(
     });
 }
 
-/// The input of our kernels, quantized once into the [`Q8Row`] form they read.
-fn quantize_input(x: &[f32], cols: usize, scratch: &mut Scratch) {
-    let blocks = x.len() / kernels::BLOCK;
-    let (qs, d, s) = (grown(&mut scratch.qs, x.len()), grown(&mut scratch.d, blocks), grown(&mut scratch.s, blocks));
-    kernels::quantize_q8(x, qs, d, s);
-    scratch.cols = cols;
-}
-
-/// `n` rows of input, already quantized into `scratch` by [`quantize_input`].
-fn matmul_own(m: &QMatrix, format: WeightFormat, file: &[u8], n: usize, out: &mut [f32], scratch: &Scratch) {
-    let cols = m.cols;
-    assert_eq!(scratch.cols, cols);
-    let blocks = cols / kernels::BLOCK;
-    let (qs, d, s) = (&scratch.qs[..n * cols], &scratch.d[..n * blocks], &scratch.s[..n * blocks]);
-    let row = |t: usize| Q8Row {
-        qs: &qs[t * cols..(t + 1) * cols],
-        d: &d[t * blocks..(t + 1) * blocks],
-        s: &s[t * blocks..(t + 1) * blocks],
-    };
+/// `n` rows of input, already quantized into `rows`.
+fn matmul_own(m: &QMatrix, format: WeightFormat, file: &[u8], n: usize, out: &mut [f32], rows: &Q8Rows) {
+    assert_eq!(rows.cols(), m.cols);
+    let row = |t: usize| rows.row(t);
     // Four activation rows per kernel call (each weight block unpacked once for four tokens),
     // then one at a time. `format` is a constant in each arm, so the kernel's match folds away.
     let dots = |format: WeightFormat, w: &[u8], tokens: std::ops::Range<usize>, results: &mut [f32]| {
@@ -247,6 +232,9 @@ fn matmul_own(m: &QMatrix, format: WeightFormat, file: &[u8], n: usize, out: &mu
         WeightFormat::Q4_1 => for_each_pair(m, file, n, out, |w, t, r| dots(WeightFormat::Q4_1, w, t, r)),
         WeightFormat::Q5_0 => for_each_pair(m, file, n, out, |w, t, r| dots(WeightFormat::Q5_0, w, t, r)),
         WeightFormat::Q8_0 => for_each_pair(m, file, n, out, |w, t, r| dots(WeightFormat::Q8_0, w, t, r)),
+        WeightFormat::Q4K => for_each_pair(m, file, n, out, |w, t, r| dots(WeightFormat::Q4K, w, t, r)),
+        WeightFormat::Q5K => for_each_pair(m, file, n, out, |w, t, r| dots(WeightFormat::Q5K, w, t, r)),
+        WeightFormat::Q6K => for_each_pair(m, file, n, out, |w, t, r| dots(WeightFormat::Q6K, w, t, r)),
     }
 }
 

@@ -1,12 +1,14 @@
 //! Every SIMD dot-product kernel against its scalar reference, on random blocks — natively
 //! (where the "SIMD" of candle's types is AVX and ours is the scalar code itself) and on
-//! wasm32 with simd128 (`./test.sh` runs this file in Node through wasm-bindgen-test-runner).
+//! wasm32, with simd128 and again with relaxed-simd (`./test.sh` runs this file in Node
+//! through wasm-bindgen-test-runner, with Node's relaxed-SIMD flag for the second).
 //!
 //! Integer block sums are exact in both; only the order in which per-block floats are added
 //! differs, so results must agree to within a few float roundings of Σ|wᵢ·aᵢ|.
 
 use candle_core::quantized::k_quants::{self as kq, GgmlType};
-use edgellm::kernels::{self, Q8Row, WeightFormat};
+use candle_core::quantized::GgmlDType;
+use edgellm::kernels::{self, Q8Row, Q8Rows, WeightFormat};
 use edgellm::matmul::{QMatrix, Scratch};
 
 #[cfg(target_arch = "wasm32")]
@@ -67,45 +69,54 @@ fn assert_close(what: &str, got: f32, want: f32, scale: f32) {
 
 /// Our activation rows: the same integers and scales as candle's Q8_1 blocks (and Q8_0's,
 /// which quantize the same way).
-struct Activations {
-    qs: Vec<i16>,
-    d: Vec<f32>,
-    s: Vec<f32>,
-}
+struct Activations(Q8Rows);
 
 impl Activations {
     fn new(a: &[f32]) -> Self {
-        let blocks = a.len() / 32;
-        let mut act = Self { qs: vec![0; a.len()], d: vec![0.0; blocks], s: vec![0.0; blocks] };
-        kernels::quantize_q8(a, &mut act.qs, &mut act.d, &mut act.s);
-        act
+        let mut rows = Q8Rows::default();
+        rows.quantize(a, a.len());
+        Self(rows)
     }
     fn row(&self) -> Q8Row<'_> {
-        Q8Row { qs: &self.qs, d: &self.d, s: &self.s }
+        self.0.row(0)
+    }
+    /// The activations as the kernels see them: each integer times its block's scale.
+    fn dequantized(&self) -> Vec<f32> {
+        let row = self.row();
+        row.qs.iter().enumerate().map(|(k, &q)| q as f32 * row.d[k / 32]).collect()
     }
 }
 
 #[test]
 fn activation_quantization_matches_candle() {
     for_random_rows(32, |_, a, _| {
-        let ours = Activations::new(a);
+        let activations = Activations::new(a);
+        let ours = activations.row();
         let q8_1 = quantize::<kq::BlockQ8_1>(a);
         let q8_0 = quantize::<kq::BlockQ8_0>(a);
         for (i, (b1, b0)) in bytes(&q8_1).chunks_exact(36).zip(bytes(&q8_0).chunks_exact(34)).enumerate() {
             let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
             assert_eq!(ours.d[i], f16(&b1[0..2]));
             assert_eq!(ours.s[i], f16(&b1[2..4]));
+            let total: i32 = ours.qs[i * 32..(i + 1) * 32].iter().map(|&q| q as i32).sum();
+            assert_eq!(ours.sum[i], ours.d[i] * total as f32);
             let qs: Vec<u8> = ours.qs[i * 32..(i + 1) * 32].iter().map(|&q| q as i8 as u8).collect();
             assert_eq!(&b1[4..36], &qs[..]);
+            assert!(ours.q8[i * 32..(i + 1) * 32].iter().zip(&qs).all(|(&q8, &q)| q8 as u8 == q), "the byte copy");
             assert_eq!(&b0[..], &b1[..2].iter().chain(&b1[4..]).copied().collect::<Vec<u8>>()[..]);
         }
     });
 }
 
 /// Our kernel for `format` against its scalar twin (and the SIMD128 one on wasm32), and the
-/// scalar twin against candle's scalar `vec_dot_unopt` on candle's activation blocks.
+/// scalar twin against candle: for the 32-value formats, candle's scalar `vec_dot_unopt` on
+/// candle's activation blocks (ggml's Q8_0/Q8_1, the same integers and scales as ours); for the
+/// K-quants, whose candle kernels take activations quantized per 256 values (Q8_K), candle's
+/// dequantized weights (ggml's `dequantize_row_*`) times our dequantized activations, summed in
+/// f64 — the sub-block layouts, scales and mins decode as ggml's do, and the integer sums are
+/// exact.
 fn own_kernel_matches<W: GgmlType>(format: WeightFormat) {
-    for_random_rows(32, |w, a, scale| {
+    for_random_rows(W::BLCK_SIZE, |w, a, scale| {
         let wq = quantize::<W>(w);
         let act = Activations::new(a);
         let scalar = kernels::scalar::dot(format, bytes(&wq), &act.row());
@@ -117,8 +128,21 @@ fn own_kernel_matches<W: GgmlType>(format: WeightFormat) {
             scalar,
             scale,
         );
-        let candle = W::vec_dot_unopt(w.len(), &wq, &quantize::<W::VecDotType>(a));
-        assert_close(&format!("{format:?} vs candle"), scalar, candle, scale);
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        assert_close(
+            &format!("{format:?} relaxed-simd"),
+            kernels::relaxed::dot(format, bytes(&wq), &act.row()),
+            scalar,
+            scale,
+        );
+        let reference = if W::BLCK_SIZE == kernels::BLOCK {
+            W::vec_dot_unopt(w.len(), &wq, &quantize::<W::VecDotType>(a))
+        } else {
+            let mut weights = vec![0f32; w.len()];
+            W::to_float(&wq, &mut weights);
+            weights.iter().zip(act.dequantized()).map(|(&w, a)| w as f64 * a as f64).sum::<f64>() as f32
+        };
+        assert_close(&format!("{format:?} vs candle"), scalar, reference, scale);
     });
 }
 
@@ -142,24 +166,43 @@ fn q8_0_kernel_matches_scalar_and_candle() {
     own_kernel_matches::<kq::BlockQ8_0>(WeightFormat::Q8_0);
 }
 
-/// candle's SIMD kernels (simd128 in wasm, AVX natively), which the matmul uses for the
-/// K-quants, against candle's scalar loops.
-fn candle_simd_matches_scalar<T: GgmlType>(block: usize) {
-    for_random_rows(block, |w, a, scale| {
-        let (wq, aq) = (quantize::<T>(w), quantize::<T::VecDotType>(a));
-        let simd = T::vec_dot(w.len(), &wq, &aq);
-        assert_close(&format!("{:?}", T::DTYPE), simd, T::vec_dot_unopt(w.len(), &wq, &aq), scale);
-    });
+#[test]
+fn q4_k_kernel_matches_scalar_and_candle() {
+    own_kernel_matches::<kq::BlockQ4K>(WeightFormat::Q4K);
 }
 
 #[test]
-fn q4_k_kernel_matches_scalar() {
-    candle_simd_matches_scalar::<kq::BlockQ4K>(256);
+fn q5_k_kernel_matches_scalar_and_candle() {
+    own_kernel_matches::<kq::BlockQ5K>(WeightFormat::Q5K);
 }
 
 #[test]
-fn q6_k_kernel_matches_scalar() {
-    candle_simd_matches_scalar::<kq::BlockQ6K>(256);
+fn q6_k_kernel_matches_scalar_and_candle() {
+    own_kernel_matches::<kq::BlockQ6K>(WeightFormat::Q6K);
+}
+
+/// The four-row kernel equals four one-row calls exactly, for every format (prefill and decode
+/// give the same logits).
+#[test]
+fn four_rows_at_once_equal_one_at_a_time() {
+    let mut rng = Rng(11);
+    let formats = [
+        (WeightFormat::Q4_0, bytes(&quantize::<kq::BlockQ4_0>(&rng.vec(512))).to_vec()),
+        (WeightFormat::Q4_1, bytes(&quantize::<kq::BlockQ4_1>(&rng.vec(512))).to_vec()),
+        (WeightFormat::Q5_0, bytes(&quantize::<kq::BlockQ5_0>(&rng.vec(512))).to_vec()),
+        (WeightFormat::Q8_0, bytes(&quantize::<kq::BlockQ8_0>(&rng.vec(512))).to_vec()),
+        (WeightFormat::Q4K, bytes(&quantize::<kq::BlockQ4K>(&rng.vec(512))).to_vec()),
+        (WeightFormat::Q5K, bytes(&quantize::<kq::BlockQ5K>(&rng.vec(512))).to_vec()),
+        (WeightFormat::Q6K, bytes(&quantize::<kq::BlockQ6K>(&rng.vec(512))).to_vec()),
+    ];
+    let acts: Vec<Activations> = (0..4).map(|_| Activations::new(&rng.vec(512))).collect();
+    for (format, w) in &formats {
+        let rows = [&acts[0].row(), &acts[1].row(), &acts[2].row(), &acts[3].row()];
+        let four = kernels::dots(*format, w, rows);
+        for (t, a) in acts.iter().enumerate() {
+            assert_eq!(four[t].to_bits(), kernels::dot(*format, w, &a.row()).to_bits(), "{format:?} row {t}");
+        }
+    }
 }
 
 #[test]
@@ -173,11 +216,21 @@ fn f16_conversion_is_exact() {
 /// pair alone, for token counts below, at and above one tile.
 #[test]
 fn matmul_equals_one_dot_per_pair() {
-    let (rows, cols) = (40, 96);
     let mut rng = Rng(7);
-    let weights = quantize::<kq::BlockQ4_1>(&rng.vec(rows * cols));
-    let file = bytes(&weights);
-    let m = QMatrix::new("w", candle_core::quantized::GgmlDType::Q4_1, rows, cols, 0, file.len()).unwrap();
+    let rows = 40;
+    let q4_1 = quantize::<kq::BlockQ4_1>(&rng.vec(rows * 96));
+    let q4_k = quantize::<kq::BlockQ4K>(&rng.vec(rows * 256));
+    let cases = [
+        (GgmlDType::Q4_1, WeightFormat::Q4_1, 96, bytes(&q4_1)),
+        (GgmlDType::Q4K, WeightFormat::Q4K, 256, bytes(&q4_k)),
+    ];
+    for (dtype, format, cols, file) in cases {
+        matmul_matches_dots(dtype, format, rows, cols, file, &mut rng);
+    }
+}
+
+fn matmul_matches_dots(dtype: GgmlDType, format: WeightFormat, rows: usize, cols: usize, file: &[u8], rng: &mut Rng) {
+    let m = QMatrix::new("w", dtype, rows, cols, 0, file.len()).unwrap();
     for n in [1, 5, 64, 70] {
         let x = rng.vec(n * cols);
         let mut out = vec![0f32; n * rows];
@@ -185,8 +238,8 @@ fn matmul_equals_one_dot_per_pair() {
         for t in 0..n {
             let a = Activations::new(&x[t * cols..(t + 1) * cols]);
             for r in 0..rows {
-                let want = kernels::dot(WeightFormat::Q4_1, m.row(file, r), &a.row());
-                assert_eq!(out[t * rows + r], want, "row {r} token {t} of {n}");
+                let want = kernels::dot(format, m.row(file, r), &a.row());
+                assert_eq!(out[t * rows + r], want, "{format:?} row {r} token {t} of {n}");
             }
         }
     }

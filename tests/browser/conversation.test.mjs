@@ -177,8 +177,12 @@ test('a three-turn conversation stays on screen, streams, renders markdown and l
       checkTurn(r, i + 1);
       assert.equal(r.question, questions[i]);
       assert.ok(r.quick !== null, `turn ${i + 1}: a quick answer from the documents`);
-      assert.ok((streamed[i + 1] ?? []).filter((l) => l > 0).length >= 2, `turn ${i + 1}: the answer grew while streaming (${streamed[i + 1]})`);
+      // A few-token answer may arrive within one frame; a longer one must be seen growing.
+      if (r.answer.length >= 40) {
+        assert.ok((streamed[i + 1] ?? []).filter((l) => l > 0).length >= 2, `turn ${i + 1}: the answer grew while streaming (${streamed[i + 1]})`);
+      }
     });
+    assert.ok(results.some((r) => r.answer.length >= 40), 'at least one answer long enough to watch it stream');
     assert.equal(await page.$$eval('#thread .turn', (t) => t.length), 3, 'all three turns stay on screen');
     assert.equal(results[1].followUp, 'true', 'the second question is a follow-up');
     assert.ok(results[1].reused > 0, `the follow-up reuses prompt tokens the engine holds (${results[1].timings})`);

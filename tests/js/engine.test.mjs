@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Engine } from '../../www/engine/index.js';
+import { hasRelaxedSimd } from '../../www/engine/runtime.js';
 
 const models = process.env.EDGELLM_MODELS ?? join(homedir(), '.cache', 'edgellm', 'models');
 const smollm2 = await readFile(join(models, 'SmolLM2-135M-Instruct.Q4_1.gguf'));
@@ -19,6 +20,8 @@ test('loads SmolLM2 from bytes and answers Paris, streaming', async () => {
   assert.equal(info.architecture, 'llama');
   assert.equal(info.tokenizer, 'byte_level_bpe');
   assert.equal(info.chatTemplate, 'gguf');
+  // Node 20 has no relaxed SIMD (without its flag): the plain SIMD128 build.
+  assert.deepEqual([info.runtime.build, info.runtime.simd], ['single', hasRelaxedSimd() ? 'relaxed' : 'simd128']);
   assert.ok(info.loadTimings.totalMs > 0 && info.loadTimings.weightsMs > 0);
   const pieces = [];
   const result = await engine.generate({ messages: question, maxNewTokens: 24 }, (p) => pieces.push(p));

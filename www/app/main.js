@@ -438,7 +438,8 @@ function newConversation() {
 
 async function init() {
   state.registry = await (await fetch('registry.json')).json();
-  for (const m of chatModels(state.registry)) {
+  // Benchmark-only entries (random weights) are left to the benchmark page.
+  for (const m of chatModels(state.registry).filter((m) => !m.benchmark)) {
     const option = new Option(`${m.name} — ${m.quantization}${m.bytes ? `, ${(m.bytes / 2 ** 20).toFixed(0)} MiB` : ''}`, m.id);
     option.selected = m.id === state.registry.default;
     $('model-select').append(option);

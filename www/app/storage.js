@@ -59,10 +59,10 @@ export async function clearModels() {
 
 /**
  * Where a registry entry's file is served: the project's model folder (beside this site, filled
- * by models/fetch.py) when the project fetches it, else its public source.
+ * by models/fetch.py) when the project fetches or generates it, else its public source.
  */
 export function modelUrl(entry, file = entry.file) {
-  const local = entry.wheels?.length || entry.files;
+  const local = entry.wheels?.length || entry.files || entry.synthetic;
   return local ? new URL(`../models/${entry.dir ? `${entry.dir}/` : ''}${file}`, import.meta.url).href : entry.source;
 }
 

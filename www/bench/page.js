@@ -52,7 +52,7 @@ async function run() {
       for (const threads of onGpu ? [1] : threadCounts()) {
         const engine = new WorkerEngine();
         let runtime = await engine.init({ threads });
-        const label = onGpu ? `${id} (edgellm WebGPU)` : `${id} (edgellm ${runtime.threads} thread${runtime.threads > 1 ? 's' : ''})`;
+        const label = onGpu ? `${id} (edgellm WebGPU)` : `${id} (edgellm ${runtime.threads} thread${runtime.threads > 1 ? 's' : ''}${runtime.simd === 'relaxed' ? ', relaxed SIMD' : ''})`;
         if (runtime.threads !== threads) progress(`${label}: ${threads} threads unavailable — ${runtime.fallback}`);
         let tokenizer = null;
         let contextLength = 0;

@@ -57,7 +57,14 @@ export interface InitOptions {
 }
 
 /** The wasm build in use and why not the threaded one, if not. */
-export interface RuntimeInfo { build: 'single' | 'threads' | 'webgpu'; threads: number; fallback: string | null; adapter?: string }
+export interface RuntimeInfo {
+  build: 'single' | 'threads' | 'webgpu';
+  /** CPU builds: whether the kernels use relaxed SIMD's 8-bit dot product (where the engine has it). */
+  simd?: 'relaxed' | 'simd128';
+  threads: number;
+  fallback: string | null;
+  adapter?: string;
+}
 
 export interface LoadOptions extends InitOptions {
   /** Context window to serve; default the model's, at most 4096. */
