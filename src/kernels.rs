@@ -250,7 +250,7 @@ impl Header {
 pub fn dot(format: WeightFormat, w: &[u8], a: &Q8Row) -> f32 {
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     return relaxed::dot(format, w, a);
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
     return simd128::dot(format, w, a);
     #[allow(unreachable_code)]
     scalar::dot(format, w, a)
@@ -262,7 +262,7 @@ pub fn dot(format: WeightFormat, w: &[u8], a: &Q8Row) -> f32 {
 pub fn dots<const N: usize>(format: WeightFormat, w: &[u8], a: [&Q8Row; N]) -> [f32; N] {
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     return relaxed::dots(format, w, a);
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
     return simd128::dots(format, w, a);
     #[allow(unreachable_code)]
     a.map(|a| scalar::dot(format, w, a))
