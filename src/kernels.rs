@@ -496,16 +496,26 @@ pub mod simd128 {
     }
 
     #[inline(always)]
-    pub(super) fn horizontal_sum(v: v128) -> f32 {
+    fn horizontal_sum(v: v128) -> f32 {
         f32x4_extract_lane::<0>(v)
             + f32x4_extract_lane::<1>(v)
             + f32x4_extract_lane::<2>(v)
             + f32x4_extract_lane::<3>(v)
     }
 
-    /// Σ w·a of one weight row with each of `N` activation rows.
+    /// The loop both SIMD versions run: for each sub-block of `w`, `unpack(wb, j)` unpacks the
+    /// weights once for all `N` rows and `block_sum(&weights, a, i)` gives their Σ w·a with row
+    /// `a`'s activation block `i` as four i32 lanes; the scales, offsets and float sums are
+    /// taken here. SAFETY (of the callers' closures): `wb` points at one whole block, and block
+    /// `i` of every row's activations exists (checked by blocks_of here).
     #[inline(always)]
-    pub fn dots<const N: usize>(format: WeightFormat, w: &[u8], a: [&Q8Row; N]) -> [f32; N] {
+    pub(super) fn accumulate<const N: usize, W>(
+        format: WeightFormat,
+        w: &[u8],
+        a: [&Q8Row; N],
+        unpack: impl Fn(*const u8, usize) -> W,
+        block_sum: impl Fn(&W, &Q8Row, usize) -> v128,
+    ) -> [f32; N] {
         for a in a {
             blocks_of(format, w, a);
         }
@@ -516,23 +526,32 @@ pub mod simd128 {
             for j in 0..format.sub_blocks() {
                 let i = b * format.sub_blocks() + j;
                 let (scale, offset) = h.of(format, j);
-                // SAFETY: `wb` is one whole block; sub-block i's activations lie within every
-                // a.qs, a.d, a.s, a.sum (checked by blocks_of above); v128 loads and
-                // `read_unaligned` need no alignment.
-                unsafe {
-                    let values = unpack(format, wb.as_ptr(), j);
-                    for t in 0..N {
-                        let sum = block_sum(&values, a[t].qs.as_ptr().add(i * BLOCK));
-                        let scale = f32x4_splat(scale * *a[t].d.get_unchecked(i));
-                        acc[t] = f32x4_add(acc[t], f32x4_mul(f32x4_convert_i32x4(sum), scale));
-                        if format.offset() != Offset::None {
-                            offsets[t] += offset * offset_term(format, a[t], i);
-                        }
+                let weights = unpack(wb.as_ptr(), j);
+                for t in 0..N {
+                    let sum = block_sum(&weights, a[t], i);
+                    // SAFETY: i < a[t].d.len(), checked by blocks_of above.
+                    let scale = f32x4_splat(scale * unsafe { *a[t].d.get_unchecked(i) });
+                    acc[t] = f32x4_add(acc[t], f32x4_mul(f32x4_convert_i32x4(sum), scale));
+                    if format.offset() != Offset::None {
+                        offsets[t] += offset * offset_term(format, a[t], i);
                     }
                 }
             }
         }
         std::array::from_fn(|t| horizontal_sum(acc[t]) + offsets[t])
+    }
+
+    /// Σ w·a of one weight row with each of `N` activation rows.
+    #[inline(always)]
+    pub fn dots<const N: usize>(format: WeightFormat, w: &[u8], a: [&Q8Row; N]) -> [f32; N] {
+        // SAFETY: see accumulate; v128 loads and `read_unaligned` need no alignment.
+        accumulate(
+            format,
+            w,
+            a,
+            |wb, j| unsafe { unpack(format, wb, j) },
+            |values, a, i| unsafe { block_sum(values, a.qs.as_ptr().add(i * BLOCK)) },
+        )
     }
 
     #[inline(always)]
@@ -587,7 +606,7 @@ pub mod simd128 {
 /// on the SIMD128 kernel.
 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
 pub mod relaxed {
-    use super::simd128::{horizontal_sum, q6k_scales, unpack_bytes};
+    use super::simd128::{q6k_scales, unpack_bytes};
     use super::*;
     use core::arch::wasm32::*;
 
@@ -597,50 +616,30 @@ pub mod relaxed {
         if format == WeightFormat::Q8_0 {
             return simd128::dots(format, w, a);
         }
-        for a in a {
-            blocks_of(format, w, a);
-        }
-        let mut acc = [f32x4_splat(0.0); N];
-        let mut offsets = [0f32; N];
         let none = i32x4_splat(0);
-        for (b, wb) in w.chunks_exact(format.block_bytes()).enumerate() {
-            let h = header(format, wb);
-            for j in 0..format.sub_blocks() {
-                let i = b * format.sub_blocks() + j;
-                let (scale, offset) = h.of(format, j);
-                // SAFETY: as in simd128::dots: `wb` is one whole block, and sub-block i's
-                // activations lie within every a.q8, a.d, a.s, a.sum (checked by blocks_of).
-                unsafe {
-                    let ([lo, hi], zero) = unpack_bytes(format, wb.as_ptr(), j);
-                    let zero = i8x16_splat(zero);
-                    for t in 0..N {
-                        let q8 = a[t].q8.as_ptr().add(i * BLOCK);
-                        let (a0, a1) = (v128_load(q8 as *const v128), v128_load(q8.add(16) as *const v128));
-                        let mut first = i32x4_relaxed_dot_i8x16_i7x16_add(a0, lo, none);
-                        let mut second = i32x4_relaxed_dot_i8x16_i7x16_add(a1, hi, none);
-                        if matches!(format, WeightFormat::Q4_0 | WeightFormat::Q5_0 | WeightFormat::Q6K) {
-                            first = i32x4_sub(first, i32x4_relaxed_dot_i8x16_i7x16_add(a0, zero, none));
-                            second = i32x4_sub(second, i32x4_relaxed_dot_i8x16_i7x16_add(a1, zero, none));
-                        }
-                        let sum = if format == WeightFormat::Q6K {
-                            let (sc0, sc1) = q6k_scales(wb.as_ptr(), j);
-                            i32x4_add(
-                                i32x4_mul(first, i32x4_splat(sc0 as i32)),
-                                i32x4_mul(second, i32x4_splat(sc1 as i32)),
-                            )
-                        } else {
-                            i32x4_add(first, second)
-                        };
-                        let scale = f32x4_splat(scale * *a[t].d.get_unchecked(i));
-                        acc[t] = f32x4_add(acc[t], f32x4_mul(f32x4_convert_i32x4(sum), scale));
-                        if format.offset() != Offset::None {
-                            offsets[t] += offset * offset_term(format, a[t], i);
-                        }
-                    }
-                }
+        let with_zero_point = matches!(format, WeightFormat::Q4_0 | WeightFormat::Q5_0 | WeightFormat::Q6K);
+        // SAFETY: see simd128::accumulate; v128 loads need no alignment.
+        let unpack = |wb: *const u8, j: usize| unsafe {
+            let (bytes, zero) = unpack_bytes(format, wb, j);
+            let scales = if format == WeightFormat::Q6K { q6k_scales(wb, j) } else { (1, 1) };
+            (bytes, i8x16_splat(zero), scales)
+        };
+        let block_sum = |&([lo, hi], zero, (sc0, sc1)): &([v128; 2], v128, (i8, i8)), a: &Q8Row, i: usize| unsafe {
+            let q8 = a.q8.as_ptr().add(i * BLOCK);
+            let (a0, a1) = (v128_load(q8 as *const v128), v128_load(q8.add(16) as *const v128));
+            let mut first = i32x4_relaxed_dot_i8x16_i7x16_add(a0, lo, none);
+            let mut second = i32x4_relaxed_dot_i8x16_i7x16_add(a1, hi, none);
+            if with_zero_point {
+                first = i32x4_sub(first, i32x4_relaxed_dot_i8x16_i7x16_add(a0, zero, none));
+                second = i32x4_sub(second, i32x4_relaxed_dot_i8x16_i7x16_add(a1, zero, none));
             }
-        }
-        std::array::from_fn(|t| horizontal_sum(acc[t]) + offsets[t])
+            if format == WeightFormat::Q6K {
+                i32x4_add(i32x4_mul(first, i32x4_splat(sc0 as i32)), i32x4_mul(second, i32x4_splat(sc1 as i32)))
+            } else {
+                i32x4_add(first, second)
+            }
+        };
+        simd128::accumulate(format, w, a, unpack, block_sum)
     }
 
     #[inline(always)]
