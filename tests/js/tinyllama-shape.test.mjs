@@ -10,8 +10,8 @@ import { readFile } from 'node:fs/promises';
 import { Engine } from '../../www/engine/index.js';
 
 const fetchPy = new URL('../../models/fetch.py', import.meta.url).pathname;
-execFileSync('python3', [fetchPy, 'tinyllama-shape'], { stdio: ['ignore', 'ignore', 'inherit'] }); // generated once, then cached
-const file = execFileSync('python3', [fetchPy, '--path', 'tinyllama-shape'], { encoding: 'utf8' }).trim();
+// Generated once, then cached; fetch.py prints where the file lies.
+const file = execFileSync('python3', [fetchPy, 'tinyllama-shape'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 
 test('a TinyLlama-1.1B-shaped Q4_K_M file loads and generates in Node, within 1.3× its size', { timeout: 300_000 }, async () => {
   const bytes = await readFile(file);
