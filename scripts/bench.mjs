@@ -3,7 +3,10 @@
 // ONNX models (registry backend "webgpu") run in Chromium with WebGPU enabled, not in Node.
 //   node scripts/bench.mjs [--models smollm2-135m,smollm2-135m-onnx] [--tokens 64] [--queries 3]
 //                          [--reps 1] [--threads 1,2] [--passages 3] [--no-peer] [--json FILE]
-//                          [--only node|chromium]
+//                          [--only node|chromium] [--no-native]
+// After the runs, llama.cpp itself (npm node-llama-cpp's prebuilt CPU binary, never compiled or
+// downloaded) on the same GGUF files at each thread count: native speed, and our Chromium
+// figures as a fraction of it.
 import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -19,7 +22,7 @@ const { values: args } = parseArgs({
   options: {
     models: { type: 'string' }, tokens: { type: 'string', default: '64' }, queries: { type: 'string', default: String(BENCH_QUERIES.length) },
     reps: { type: 'string', default: '1' }, json: { type: 'string' }, only: { type: 'string' }, threads: { type: 'string', default: '1,2' },
-    passages: { type: 'string' }, 'no-peer': { type: 'boolean', default: false },
+    passages: { type: 'string' }, 'no-peer': { type: 'boolean', default: false }, 'no-native': { type: 'boolean', default: false },
   },
 });
 const registry = JSON.parse(await readFile(new URL('../models/registry.json', import.meta.url)));
@@ -106,6 +109,27 @@ async function inChromium() {
   }, { webgpu });
 }
 
+/**
+ * llama.cpp natively on each GGUF model: a prompt of `promptTokens` in one batch, then
+ * `maxNewTokens` greedy single-token steps (tests/reference/llamacpp.mjs's `speed`).
+ */
+async function nativeLlamaCpp(promptTokens) {
+  const { openLlamaCpp, closeLlamaCpp } = await import('../tests/reference/llamacpp.mjs');
+  const rows = [];
+  for (const id of modelIds) {
+    const entry = registry.models.find((m) => m.id === id);
+    if (entry.format !== 'gguf') continue;
+    for (const threads of args.threads.split(',').map(Number)) {
+      process.stderr.write(`llama.cpp ${id}: ${threads} thread(s)\n`);
+      const ref = await openLlamaCpp(join(modelsDir, entry.file), { threads, contextSize: promptTokens + maxNewTokens + 8 });
+      rows.push({ model: id, threads, promptTokens, ...(await ref.speed({ promptTokens, genTokens: maxNewTokens })) });
+      await ref.close();
+    }
+  }
+  await closeLlamaCpp();
+  return rows;
+}
+
 const runs = [];
 if (args.only !== 'chromium') runs.push(await inNode());
 if (args.only !== 'node') runs.push(await inChromium());
@@ -114,9 +138,19 @@ for (const run of runs) {
   console.log(formatTable(run.rows));
   for (const c of run.peer?.comparisons ?? []) console.log(formatRatios(c));
 }
+// llama.cpp's prompt: as long as a typical benchmark question's cited prompt.
+const NATIVE_PROMPT_TOKENS = 512;
+const native = args['no-native'] ? [] : await nativeLlamaCpp(NATIVE_PROMPT_TOKENS);
+if (native.length) console.log(`\nllama.cpp natively (node-llama-cpp's prebuilt CPU binary), ${NATIVE_PROMPT_TOKENS}-token prompt, ${maxNewTokens} greedy tokens\n`);
+const chromiumRows = runs.find((r) => r.runtime.startsWith('chromium'))?.rows ?? [];
+for (const n of native) {
+  const ours = chromiumRows.find((r) => r.model === n.model && r.threads === n.threads && !r.peer);
+  const ratio = ours ? ` — edgellm in Chromium ÷ native: prefill ${(ours.prefillTokS.median / n.prefillTokS).toFixed(2)}×, decode ${(ours.decodeTokS.median / n.decodeTokS).toFixed(2)}×` : '';
+  console.log(`${n.model}, ${n.threads} thread${n.threads > 1 ? 's' : ''}: prefill ${n.prefillTokS.toFixed(1)} tok/s, decode ${n.decodeTokS.toFixed(1)} tok/s${ratio}`);
+}
 // The peer is measured in the browser, where wllama runs; Node has none.
 const peer = runs.find((r) => r.peer)?.peer ?? { measured: false, reason: 'the peer (wllama) runs in Chromium only; pass no --only node' };
 if (args.json) {
-  await writeFile(args.json, JSON.stringify({ date: new Date().toISOString(), maxNewTokens, repetitions, queries, runs, peer }, null, 2));
+  await writeFile(args.json, JSON.stringify({ date: new Date().toISOString(), maxNewTokens, repetitions, queries, runs, peer, native }, null, 2));
   console.log(`wrote ${args.json}`);
 }

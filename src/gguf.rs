@@ -251,6 +251,16 @@ fn min_value_bytes(ty: u32) -> u64 {
 
 /// Parse and validate a whole GGUF file held in memory.
 pub fn parse(bytes: &[u8]) -> Result<Gguf> {
+    parse_prefix(bytes, bytes.len() as u64)
+}
+
+/// [`parse`] from the first bytes of a file of `file_len` bytes: enough for the header, the
+/// metadata and the tensor table (a few MB), not the weights. Tensors are checked against the
+/// file's length, so a model can be described — and refused — before it is downloaded or read.
+pub fn parse_prefix(bytes: &[u8], file_len: u64) -> Result<Gguf> {
+    if (bytes.len() as u64) > file_len {
+        bail!(InvalidRequest, "{} bytes given as the start of a file of {file_len}", bytes.len());
+    }
     let mut r = Reader { bytes, pos: 0 };
     let magic = r.array::<4>(&|| "the GGUF magic".into())?;
     if &magic != MAGIC {
@@ -311,7 +321,7 @@ pub fn parse(bytes: &[u8]) -> Result<Gguf> {
     }
 
     let data_start = (r.pos as u64).div_ceil(alignment) * alignment;
-    let data_len = (bytes.len() as u64).saturating_sub(data_start);
+    let data_len = file_len.saturating_sub(data_start);
 
     let mut tensor_infos = HashMap::with_capacity(raw_tensors.len());
     let mut tensor_bytes = HashMap::with_capacity(raw_tensors.len());

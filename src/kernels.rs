@@ -3,12 +3,15 @@
 //! K-quants (Q4_K, Q5_K, Q6_K) that Q4_K_M files are made of.
 //!
 //! candle has a wasm SIMD kernel for Q4_0, Q8_0, Q4_K and Q6_K only, and all of them convert each
-//! activation block's f16 scale again for every weight row; its K-quant kernels also quantize
-//! activations per 256 values (Q8_K) and have no multi-token path. Ours take activations in
-//! [`Q8Row`] form — the same integers and the same (f16-rounded) scales as ggml's Q8_0/Q8_1,
-//! but with the scales already in f32 — which measured 2.8× faster for Q4_1 in V8. A K-quant
-//! super-block is handled as its eight 32-value sub-blocks, each with its own scale (and min),
-//! against the same 32-value activation blocks as every other format.
+//! activation block's f16 scale again for every weight row, with no multi-token path. Ours take
+//! activations in [`Q8Row`] form, scales already in f32, which measured 2.8× faster for Q4_1 in
+//! V8. A K-quant super-block is handled as its eight 32-value sub-blocks, each with its own
+//! scale (and min), against 32-value activation blocks like every other format.
+//!
+//! The activations are quantized as llama.cpp quantizes them for each weight type, so that a
+//! model computes what it computes there: per 32 values with f16 scales (ggml's Q8_0/Q8_1) for
+//! the 32-value formats ([`Q8Rows::quantize`]); per 256 values with one f32 scale (ggml's Q8_K)
+//! for the K-quants ([`Q8Rows::quantize_k`]), stored as eight blocks that share it.
 //!
 //! Every kernel has a scalar twin in [`scalar`] that defines its result; the SIMD128 version in
 //! [`simd128`] computes the same integer block sums and differs only in the order in which the
@@ -40,6 +43,8 @@ use crate::matmul::grown;
 
 /// Values per activation block, and per sub-block of every weight format.
 pub const BLOCK: usize = 32;
+/// Values per K-quant super-block, and per activation scale for them (ggml's `QK_K`).
+pub const SUPER_BLOCK: usize = 256;
 
 /// One row of activations quantized to 8 bits in blocks of 32 (ggml's Q8_1 arithmetic).
 /// The integers are stored twice: widened to i16 for the SIMD128 kernels (the row is read once
@@ -75,13 +80,7 @@ impl Q8Rows {
     /// `quantize_row_q8_1` does, keeping the scales as f32.
     pub fn quantize(&mut self, x: &[f32], cols: usize) {
         assert!(cols % BLOCK == 0 && x.len() % cols == 0, "{} values in rows of {cols}", x.len());
-        let blocks = x.len() / BLOCK;
-        grown(&mut self.qs, x.len());
-        grown(&mut self.q8, x.len());
-        for v in [&mut self.d, &mut self.s, &mut self.sum] {
-            grown(v, blocks);
-        }
-        self.cols = cols;
+        self.make_room(x.len(), cols);
         for (i, xb) in x.chunks_exact(BLOCK).enumerate() {
             let qb = &mut self.qs[i * BLOCK..(i + 1) * BLOCK];
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -98,7 +97,40 @@ impl Q8Rows {
         }
     }
 
-    /// Row `t` of the last [`Self::quantize`].
+    /// Quantize the rows of `x` (`cols` values each, a multiple of 256) as ggml's
+    /// `quantize_row_q8_K` does for the K-quants' dot products: per 256 values, `q =
+    /// min(127, round(−127·x / m))` with `m` the value of largest magnitude, and the scale
+    /// `−m / 127` in f32. Each 32-value block carries that shared scale, so the kernels are the
+    /// same; `sum` is `d·Σq` per block (ggml's exact `bsums`).
+    pub fn quantize_k(&mut self, x: &[f32], cols: usize) {
+        assert!(cols % SUPER_BLOCK == 0 && x.len() % cols == 0, "{} values in rows of {cols}", x.len());
+        self.make_room(x.len(), cols);
+        for (g, xs) in x.chunks_exact(SUPER_BLOCK).enumerate() {
+            let scale = scalar::quantize_super_block(xs, &mut self.qs[g * SUPER_BLOCK..(g + 1) * SUPER_BLOCK]);
+            for b in g * SUPER_BLOCK / BLOCK..(g + 1) * SUPER_BLOCK / BLOCK {
+                let qb = &self.qs[b * BLOCK..(b + 1) * BLOCK];
+                for (q8, &q) in self.q8[b * BLOCK..(b + 1) * BLOCK].iter_mut().zip(qb) {
+                    *q8 = q as i8;
+                }
+                let total: i32 = qb.iter().map(|&q| q as i32).sum();
+                self.d[b] = scale;
+                self.s[b] = scale * total as f32;
+                self.sum[b] = scale * total as f32;
+            }
+        }
+    }
+
+    /// Room for `values` in rows of `cols` (grown, never shrunk).
+    fn make_room(&mut self, values: usize, cols: usize) {
+        grown(&mut self.qs, values);
+        grown(&mut self.q8, values);
+        for v in [&mut self.d, &mut self.s, &mut self.sum] {
+            grown(v, values / BLOCK);
+        }
+        self.cols = cols;
+    }
+
+    /// Row `t` of the last [`Self::quantize`] or [`Self::quantize_k`].
     pub fn row(&self, t: usize) -> Q8Row<'_> {
         let (cols, blocks) = (self.cols, self.cols / BLOCK);
         Q8Row {
@@ -153,6 +185,11 @@ pub enum WeightFormat {
 }
 
 impl WeightFormat {
+    /// Whether llama.cpp pairs this format with Q8_K activations (per-256 scales).
+    pub const fn is_k_quant(self) -> bool {
+        matches!(self, Self::Q4K | Self::Q5K | Self::Q6K)
+    }
+
     /// Bytes of one block (of one super-block for the K-quants).
     pub const fn block_bytes(self) -> usize {
         match self {
@@ -309,6 +346,26 @@ pub mod scalar {
             *q = round_half_away(x * inverse) as i16;
         }
         (scale, q.iter().map(|&q| q as i32).sum())
+    }
+
+    /// 256 values as ggml's Q8_K (`quantize_row_q8_K_ref`): the integers into `q`; returns the
+    /// scale. `nearest_int` there rounds halves to even.
+    pub fn quantize_super_block(x: &[f32], q: &mut [i16]) -> f32 {
+        let (mut max, mut amax) = (0f32, 0f32);
+        for &v in x {
+            if v.abs() > amax {
+                (amax, max) = (v.abs(), v);
+            }
+        }
+        if amax == 0.0 {
+            q.fill(0);
+            return 0.0;
+        }
+        let iscale = -127.0 / max;
+        for (q, &v) in q.iter_mut().zip(x) {
+            *q = ((iscale * v).round_ties_even() as i32).min(127) as i16;
+        }
+        1.0 / iscale
     }
 
     /// Sub-block `j` of block `wb` as integers (Q6_K's already times their 16-value scales),

@@ -42,8 +42,10 @@ pub struct QMatrix {
 /// Quantized activations, kept between calls so decoding allocates nothing.
 #[derive(Default)]
 pub struct Scratch {
-    /// The input of our kernels, in the [`Q8Row`] form they read.
+    /// The input of our kernels, in the [`Q8Row`] form they read: per-32 scales for the
+    /// 32-value formats, per-256 scales for the K-quants (as llama.cpp quantizes for each).
     rows: Q8Rows,
+    rows_k: Q8Rows,
     /// candle's activation blocks; u64 elements are aligned for every block type.
     blocks: Vec<u64>,
 }
@@ -123,11 +125,18 @@ impl QMatrix {
 /// `x · Wᵀ` into each `out` for several matrices that take the same input (attention's q, k
 /// and v; the MLP's gate and up): the input is quantized once for all of them.
 pub fn matmul_each(file: &[u8], x: &[f32], products: &mut [(&QMatrix, &mut [f32])], scratch: &mut Scratch) {
-    let mut quantized = false;
+    let (mut quantized, mut quantized_k) = (false, false);
     for (m, out) in products.iter_mut() {
         let n = x.len() / m.cols;
         assert_eq!(x.len(), n * m.cols, "matmul input of {} for {} columns", x.len(), m.cols);
         match own_kernel(m.dtype) {
+            Some(format) if format.is_k_quant() => {
+                if !quantized_k {
+                    scratch.rows_k.quantize_k(x, m.cols);
+                    quantized_k = true;
+                }
+                matmul_own(m, format, file, n, out, &scratch.rows_k)
+            }
             Some(format) => {
                 if !quantized {
                     scratch.rows.quantize(x, m.cols);

@@ -136,6 +136,12 @@ impl ChatTemplate {
 
     fn environment(&self) -> Environment<'static> {
         let mut env = Environment::new();
+        // As Hugging Face's apply_chat_template (and llama.cpp's renderer) configure Jinja:
+        // templates are written for these, e.g. a newline after `{% endif %}` is not output.
+        // Only custom delimiters can make the builder fail.
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build() {
+            env.set_syntax(syntax);
+        }
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
             Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
@@ -152,6 +158,20 @@ impl ChatTemplate {
                 bail!(InvalidRequest, "message role '{}' is not one of system, user, assistant", m.role);
             }
         }
+        match self.render_as_given(messages, add_generation_prompt) {
+            // Templates of models trained without a system role (Mistral Instruct, Gemma) refuse
+            // one; the instructions then go in front of the first user turn, as those models'
+            // own chat front ends do.
+            Err(e) if messages[0].role == "system" && messages.get(1).is_some_and(|m| m.role == "user") => {
+                let mut folded = messages[1..].to_vec();
+                folded[0].content = format!("{}\n\n{}", messages[0].content, messages[1].content);
+                self.render_as_given(&folded, add_generation_prompt).map_err(|_| e)
+            }
+            result => result,
+        }
+    }
+
+    fn render_as_given(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
         let env = self.environment();
         let template = env.template_from_str(&self.source)?;
         Ok(template.render(minijinja::context! {

@@ -42,8 +42,20 @@ const TOKEN_USER_DEFINED: i32 = 4;
 /// Any of them present in the vocabulary as a special token also stops generation.
 const END_OF_TURN_TOKENS: &[&str] = &["<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>"];
 
+/// Phi-3's special tokens that keep the whitespace after them (llama.cpp's list).
+const PHI3_UNSTRIPPED: &[&str] = &["<unk>", "<s>", "<|endoftext|>"];
 /// The Llama 3 pre-tokenizer regex (llama.cpp `llama-bpe`, Hugging Face tokenizer.json).
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// llama.cpp's `default` pre-tokenizer: these regexes split the text one after another (each
+/// splits the pieces of the one before), for byte-level vocabularies whose GGUF names none.
+const DEFAULT_SPLITS: &[&str] = &[
+    r"[\p{P}\$\+<=>\^~\|]+",
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)",
+    r"\p{N}+",
+    r"[0-9][0-9][0-9]",
+];
+/// `tokenizer.ggml.pre` values of byte-level vocabularies we split as llama.cpp does.
+pub const PRE_TOKENIZERS: &[&str] = &["default", "gpt2", "smollm", "llama3", "llama-bpe", "llama-v3", "qwen2"];
 /// The Qwen 2 pre-tokenizer regex (llama.cpp `qwen2`).
 const QWEN2_SPLIT: &str =
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -102,11 +114,18 @@ impl Tokenizer {
             }
         };
 
+        // Phi-3's chat tokens swallow the whitespace after them (`<|user|>\nHi` is `<|user|>`,
+        // `▁Hi`), which its GGUF does not record: llama.cpp sets it for the family by name, for
+        // every special token but these, and so do we.
+        let rstrip_specials = md.opt_string("general.architecture")? == Some("phi3");
         let specials: Vec<AddedToken> = tokens
             .iter()
             .zip(&types)
             .filter(|(_, &t)| t == TOKEN_CONTROL || t == TOKEN_USER_DEFINED)
-            .map(|(tok, _)| AddedToken::from(tok.to_string(), true).normalized(false))
+            .map(|(tok, _)| {
+                let rstrip = rstrip_specials && !PHI3_UNSTRIPPED.contains(tok);
+                AddedToken::from(tok.to_string(), true).normalized(false).rstrip(rstrip)
+            })
             .collect();
         inner.add_special_tokens(&specials);
 
@@ -200,8 +219,15 @@ impl StreamDecoder {
     }
 }
 
-fn build_bpe(vocab: Vocab, merges: Vec<(String, String)>, byte_fallback: bool, unk: Option<String>) -> Result<BPE> {
-    let mut builder = BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(byte_fallback);
+fn build_bpe(
+    vocab: Vocab,
+    merges: Vec<(String, String)>,
+    byte_fallback: bool,
+    unk: Option<String>,
+    ignore_merges: bool,
+) -> Result<BPE> {
+    let mut builder =
+        BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(byte_fallback).ignore_merges(ignore_merges);
     if let Some(unk) = unk {
         builder = builder.unk_token(unk);
     }
@@ -226,27 +252,37 @@ fn byte_level_bpe(md: Metadata<'_>, tokens: &[&str]) -> Result<tokenizers::Token
             None => bail!(MissingMetadata, "tokenizer.ggml.merges entry '{m}' is not 'left right'"),
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut tk = tokenizers::Tokenizer::new(build_bpe(vocab_map(tokens), merges, false, None)?);
-
-    let byte_level = ByteLevel::new(false, true, true);
+    // llama.cpp, like Hugging Face, reads a missing name as "default".
+    let pre_name = md.opt_string("tokenizer.ggml.pre")?.unwrap_or("default");
     let split = |regex: &str| -> Result<PreTokenizerWrapper> {
         let pattern = SplitPattern::Regex(regex.to_string());
         Ok(Split::new(pattern, SplitDelimiterBehavior::Isolated, false)
             .map_err(tk_err("building the pre-tokenizer"))?
             .into())
     };
-    let pre: PreTokenizerWrapper = match md.opt_string("tokenizer.ggml.pre")?.unwrap_or("default") {
+    // The byte-to-unicode mapping alone, after our own splitting.
+    let bytes_only = || ByteLevel::new(false, true, false).into();
+    let gpt2 = ByteLevel::new(false, true, true);
+    let (pre, ignore_merges): (PreTokenizerWrapper, bool) = match pre_name {
+        "gpt2" => (gpt2.into(), false),
+        "default" => {
+            let mut steps = DEFAULT_SPLITS.iter().map(|r| split(r)).collect::<Result<Vec<_>>>()?;
+            steps.push(bytes_only());
+            (PreTokenizerSequence::new(steps).into(), false)
+        }
         // SmolLM: every digit on its own, then GPT-2 splitting.
-        "smollm" => PreTokenizerSequence::new(vec![Digits::new(true).into(), byte_level.into()]).into(),
-        "llama3" | "llama-bpe" | "llama-v3" => {
-            PreTokenizerSequence::new(vec![split(LLAMA3_SPLIT)?, ByteLevel::new(false, true, false).into()]).into()
-        }
-        "qwen2" => {
-            PreTokenizerSequence::new(vec![split(QWEN2_SPLIT)?, ByteLevel::new(false, true, false).into()]).into()
-        }
-        // "default", "gpt2" and anything unknown: GPT-2's own regex, the common ancestor.
-        _ => byte_level.into(),
+        "smollm" => (PreTokenizerSequence::new(vec![Digits::new(true).into(), gpt2.into()]).into(), false),
+        // Llama 3 takes a piece that is a whole token as it is, before any merge (llama.cpp's
+        // and Hugging Face's `ignore_merges`).
+        "llama3" | "llama-bpe" | "llama-v3" => (PreTokenizerSequence::new(vec![split(LLAMA3_SPLIT)?, bytes_only()]).into(), true),
+        "qwen2" => (PreTokenizerSequence::new(vec![split(QWEN2_SPLIT)?, bytes_only()]).into(), false),
+        other => bail!(
+            Tokenizer,
+            "tokenizer.ggml.pre '{other}' is not a pre-tokenizer edgellm knows ({}); splitting the text another way would give other tokens than the model was trained on",
+            PRE_TOKENIZERS.join(", ")
+        ),
     };
+    let mut tk = tokenizers::Tokenizer::new(build_bpe(vocab_map(tokens), merges, false, None, ignore_merges)?);
     tk.with_pre_tokenizer(Some(pre));
     tk.with_decoder(Some(DecoderWrapper::from(ByteLevelDecoder::default())));
     Ok(tk)
@@ -262,7 +298,7 @@ fn sentencepiece(md: Metadata<'_>, tokens: &[&str], types: &[i32]) -> Result<tok
     let merges = merges_from_scores(tokens, types, &scores);
     let unk =
         md.opt_uint("tokenizer.ggml.unknown_token_id")?.and_then(|id| tokens.get(id as usize)).map(|t| t.to_string());
-    let mut tk = tokenizers::Tokenizer::new(build_bpe(vocab, merges, true, unk)?);
+    let mut tk = tokenizers::Tokenizer::new(build_bpe(vocab, merges, true, unk, false)?);
 
     // SentencePiece writes spaces as U+2581 and (optionally) puts one in front of the text.
     let replace = Replace::new(" ", "\u{2581}").map_err(tk_err("building the normalizer"))?;

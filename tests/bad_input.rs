@@ -21,12 +21,25 @@ fn assert_err(bytes: &[u8], code: ErrorCode, needle: &str) {
 }
 
 /// Hyper-parameters of a 1-layer llama, enough to pass the architecture checks.
+const LLAMA_HEADER: &[(&str, V)] = &[
+    ("general.architecture", V::Str("llama")),
+    ("llama.block_count", V::U32(1)),
+    ("llama.embedding_length", V::U32(32)),
+    ("llama.attention.head_count", V::U32(1)),
+    ("llama.feed_forward_length", V::U32(64)),
+    ("llama.attention.layer_norm_rms_epsilon", V::F32(1e-5)),
+    ("llama.context_length", V::U32(64)),
+];
+
+/// [`LLAMA_HEADER`] but for the key `skip`.
+fn llama_header_without(w: &mut GgufWriter, skip: &str) {
+    for (key, value) in LLAMA_HEADER.iter().filter(|(k, _)| *k != skip) {
+        w.kv(key, value.clone());
+    }
+}
+
 fn llama_header(w: &mut GgufWriter) {
-    w.kv("general.architecture", V::Str("llama"))
-        .kv("llama.block_count", V::U32(1))
-        .kv("llama.embedding_length", V::U32(32))
-        .kv("llama.attention.head_count", V::U32(1))
-        .kv("llama.context_length", V::U32(64));
+    llama_header_without(w, "");
 }
 
 /// A file with one tensor entry and `data` bytes of tensor data.
@@ -140,7 +153,7 @@ fn unsupported_architecture() {
 
 /// A 1-layer llama header with a three-token SentencePiece vocabulary, then `extra` entries.
 fn llama_with_vocab(scores: &[f32], extra: &[(&str, V)]) -> Vec<u8> {
-    let mut w = GgufWriter::header(3, 0, 9 + extra.len() as u64);
+    let mut w = GgufWriter::header(3, 0, LLAMA_HEADER.len() as u64 + 4 + extra.len() as u64);
     llama_header(&mut w);
     w.kv("tokenizer.ggml.model", V::Str("llama"))
         .kv("tokenizer.ggml.tokens", V::Strs(&["<unk>", "<s>", "</s>"]))
@@ -154,9 +167,13 @@ fn llama_with_vocab(scores: &[f32], extra: &[(&str, V)]) -> Vec<u8> {
 
 #[test]
 fn missing_tokenizer_and_weights() {
-    let mut w = GgufWriter::header(3, 0, 5);
+    let mut w = GgufWriter::header(3, 0, LLAMA_HEADER.len() as u64);
     llama_header(&mut w);
     assert_err(&w.bytes(), ErrorCode::MissingMetadata, "tokenizer.ggml.model");
+    // The hyperparameters are read first (as llama.cpp reads them), before the vocabulary.
+    let mut w = GgufWriter::header(3, 0, LLAMA_HEADER.len() as u64 - 1);
+    llama_header_without(&mut w, "llama.feed_forward_length");
+    assert_err(&w.bytes(), ErrorCode::MissingMetadata, "llama.feed_forward_length");
 
     assert_err(&llama_with_vocab(&[0.0; 2], &[]), ErrorCode::MissingMetadata, "scores has 2 entries for 3 tokens");
     assert_err(
@@ -164,12 +181,7 @@ fn missing_tokenizer_and_weights() {
         ErrorCode::MissingMetadata,
         "bos_token_id = 7 is outside the vocabulary",
     );
-    let no_ffn_size = llama_with_vocab(&[0.0; 3], &[("llama.rope.dimension_count", V::U32(32))]);
-    assert_err(&no_ffn_size, ErrorCode::MissingMetadata, "llama.feed_forward_length");
-    let no_tensors = llama_with_vocab(
-        &[0.0; 3],
-        &[("llama.rope.dimension_count", V::U32(32)), ("llama.feed_forward_length", V::U32(64))],
-    );
+    let no_tensors = llama_with_vocab(&[0.0; 3], &[("llama.rope.dimension_count", V::U32(32))]);
     assert_err(&no_tensors, ErrorCode::InvalidGguf, "the GGUF has no tensor 'blk.0.attn_norm.weight'");
     // The reference backend reports the same file in its own words.
     let candle = LoadOptions { backend: Some(edgellm::model::BackendKind::Candle), ..Default::default() };

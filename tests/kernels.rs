@@ -77,6 +77,16 @@ impl Activations {
         rows.quantize(a, a.len());
         Self(rows)
     }
+    /// As the matmul quantizes them for `format`: per 256 values for the K-quants (ggml's Q8_K).
+    fn for_format(a: &[f32], format: WeightFormat) -> Self {
+        let mut rows = Q8Rows::default();
+        if format.is_k_quant() {
+            rows.quantize_k(a, a.len());
+        } else {
+            rows.quantize(a, a.len());
+        }
+        Self(rows)
+    }
     fn row(&self) -> Q8Row<'_> {
         self.0.row(0)
     }
@@ -85,6 +95,30 @@ impl Activations {
         let row = self.row();
         row.qs.iter().enumerate().map(|(k, &q)| q as f32 * row.d[k / 32]).collect()
     }
+}
+
+/// The K-quants' activations are ggml's Q8_K (candle's, which rounds halves away from zero where
+/// ggml rounds them to even: random values never land on a half).
+#[test]
+fn k_quant_activation_quantization_matches_candle_q8k() {
+    for_random_rows(256, |_, a, _| {
+        let ours = Activations::for_format(a, WeightFormat::Q4K);
+        let row = ours.row();
+        // BlockQ8K's fields are private to candle; its layout is ggml's: d: f32, qs: [i8; 256],
+        // bsums: [i16; 16].
+        for (g, block) in bytes(&quantize::<kq::BlockQ8K>(a)).chunks_exact(4 + 256 + 32).enumerate() {
+            let d = f32::from_le_bytes(block[..4].try_into().unwrap());
+            let bsum = |k: usize| i16::from_le_bytes([block[260 + 2 * k], block[261 + 2 * k]]) as i32;
+            for (j, &q) in block[4..260].iter().enumerate() {
+                assert_eq!(row.q8[g * 256 + j], q as i8, "value {j} of super-block {g}");
+                assert_eq!(row.qs[g * 256 + j], q as i8 as i16);
+            }
+            for b in 0..8 {
+                assert_eq!(row.d[g * 8 + b].to_bits(), d.to_bits(), "super-block {g}");
+                assert_eq!(row.sum[g * 8 + b], d * (bsum(2 * b) + bsum(2 * b + 1)) as f32);
+            }
+        }
+    });
 }
 
 #[test]
@@ -236,7 +270,7 @@ fn matmul_matches_dots(dtype: GgmlDType, format: WeightFormat, rows: usize, cols
         let mut out = vec![0f32; n * rows];
         m.matmul(file, &x, &mut out, &mut Scratch::default());
         for t in 0..n {
-            let a = Activations::new(&x[t * cols..(t + 1) * cols]);
+            let a = Activations::for_format(&x[t * cols..(t + 1) * cols], format);
             for r in 0..rows {
                 let want = kernels::dot(format, m.row(file, r), &a.row());
                 assert_eq!(out[t * rows + r], want, "{format:?} row {r} token {t} of {n}");

@@ -32,7 +32,8 @@
 use serde::{Deserialize, Serialize};
 
 use edgellm::bail;
-use edgellm::gguf::{self, Metadata};
+use edgellm::gguf;
+use edgellm::model::hparams::{Family, HParams, RopeFactors};
 use edgellm::model::TensorSource;
 use edgellm::Result;
 use wonnx::onnx::{ModelProto, TensorProto};
@@ -138,58 +139,35 @@ impl Slots {
     }
 }
 
-/// The hyperparameters of a llama-family GGUF.
-struct Config {
-    n_embd: usize,
-    n_head: usize,
-    n_kv_head: usize,
-    head_dim: usize,
-    n_ff: usize,
-    n_layer: usize,
-    eps: f32,
-    rope_base: f32,
-    trained_context: usize,
+/// The model's hyperparameters, as every backend reads them; the graph below is llama's.
+type Config = HParams;
+
+/// Refuse, by name, what the graph below does not compute: other families' layers and
+/// rotary embeddings other than llama's plain interleaved one.
+fn check_exportable(hp: &HParams) -> Result<()> {
+    if hp.family != Family::Llama {
+        bail!(
+            UnsupportedArchitecture,
+            "the ONNX export handles llama-family models (TinyLlama, SmolLM2, Llama 2, Mistral); this GGUF is '{}' — it runs on the GGUF backend",
+            hp.architecture
+        );
+    }
+    if hp.rope.factors != RopeFactors::None || hp.rope.freq_scale != 1.0 || hp.rope.attn_factor != 1.0 {
+        bail!(
+            UnsupportedArchitecture,
+            "the ONNX export has no rotary frequency factors or scaling (Llama 3.1+'s rope_freqs): this model runs on the GGUF backend"
+        );
+    }
+    if hp.qkv_bias {
+        bail!(UnsupportedArchitecture, "the ONNX export has no attention biases: this model runs on the GGUF backend");
+    }
+    Ok(())
 }
 
-impl Config {
-    fn read(md: Metadata<'_>) -> Result<Self> {
-        let arch = md.string("general.architecture")?;
-        if arch != "llama" {
-            bail!(
-                UnsupportedArchitecture,
-                "the ONNX export handles llama-family models (TinyLlama, SmolLM2, Llama); this GGUF is '{arch}'"
-            );
-        }
-        let uint = |k: &str| -> Result<usize> { Ok(md.uint(&format!("llama.{k}"))? as usize) };
-        let float =
-            |k: &str, default: f32| md.get(&format!("llama.{k}")).and_then(|v| v.to_f32().ok()).unwrap_or(default);
-        let n_embd = uint("embedding_length")?;
-        let n_head = uint("attention.head_count")?;
-        let n_kv_head = md.opt_uint("llama.attention.head_count_kv")?.map_or(n_head, |v| v as usize);
-        if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || n_embd % n_head != 0 {
-            bail!(
-                MissingMetadata,
-                "llama: {n_head} heads, {n_kv_head} KV heads and width {n_embd} do not fit together"
-            );
-        }
-        Ok(Self {
-            n_embd,
-            n_head,
-            n_kv_head,
-            head_dim: n_embd / n_head,
-            n_ff: uint("feed_forward_length")?,
-            n_layer: uint("block_count")?,
-            eps: float("attention.layer_norm_rms_epsilon", 1e-5),
-            rope_base: float("rope.freq_base", 10_000.0),
-            trained_context: md.opt_uint("llama.context_length")?.unwrap_or(2048) as usize,
-        })
-    }
-
-    /// f32 bytes of one layer's matrices.
-    fn layer_bytes(&self) -> usize {
-        let kv = self.n_kv_head * self.head_dim;
-        4 * self.n_embd * (2 * self.n_embd + 2 * kv + 3 * self.n_ff)
-    }
+/// f32 bytes of one layer's matrices.
+fn layer_bytes(cfg: &Config) -> usize {
+    let kv = cfg.kv_dim();
+    4 * cfg.n_embd * (2 * cfg.q_dim() + 2 * kv + 3 * cfg.n_ff)
 }
 
 /// Export `gguf_bytes`, handing each file to `write(name, bytes)` as soon as it is made (so
@@ -223,7 +201,8 @@ impl<'a> Exporter<'a> {
     pub fn new(bytes: &'a [u8], opts: &ExportOptions) -> Result<Self> {
         let gguf = gguf::parse(bytes)?;
         let md = gguf.metadata();
-        let cfg = Config::read(md)?;
+        let cfg = HParams::read(&gguf.content)?;
+        check_exportable(&cfg)?;
         if opts.context < 2 || opts.context > cfg.trained_context {
             bail!(InvalidRequest, "context {} must be between 2 and the model's {}", opts.context, cfg.trained_context);
         }
@@ -234,7 +213,7 @@ impl<'a> Exporter<'a> {
             bail!(InvalidGguf, "the embedding table and output layer must have {} columns", cfg.n_embd);
         }
         let slots = Slots::new(opts.context);
-        let per_shard = (opts.max_shard_bytes / cfg.layer_bytes().max(1)).max(1);
+        let per_shard = (opts.max_shard_bytes / layer_bytes(&cfg).max(1)).max(1);
         let layers = (0..cfg.n_layer)
             .collect::<Vec<_>>()
             .chunks(per_shard)
@@ -262,7 +241,7 @@ impl<'a> Exporter<'a> {
             head_dim: cfg.head_dim,
             n_layer: cfg.n_layer,
             vocab: output.rows,
-            rope_base: cfg.rope_base,
+            rope_base: cfg.rope.base,
             weights: opts.weights,
             batch: slots.batch,
             past_slots: slots.past,
@@ -313,7 +292,7 @@ impl<'a> Exporter<'a> {
             let mut b = GraphBuilder::default();
             let x = b.input("hidden", &[1, cfg.n_embd as i64]);
             let norm = src.vector("output_norm.weight", cfg.n_embd)?;
-            let xn = rms_norm(&mut b, &x, "output_norm", norm, cfg.eps);
+            let xn = rms_norm(&mut b, &x, "output_norm", norm, cfg.rms_eps);
             let wt = b.weights(w.store(
                 "output",
                 transpose(&rows, end - start, cfg.n_embd),
@@ -446,7 +425,7 @@ fn layer_graph(cfg: &Config, w: &Weights<'_>, layers: &[usize], slots: &Slots) -
         let past_v = b.input(&format!("past_v.{l}"), &[past, kv]);
         b.set_prefix(&format!("l{l}."));
 
-        let xn = rms_norm(&mut b, &x, "attn_norm", w.src.vector(&p("attn_norm"), cfg.n_embd)?, cfg.eps);
+        let xn = rms_norm(&mut b, &x, "attn_norm", w.src.vector(&p("attn_norm"), cfg.n_embd)?, cfg.rms_eps);
         let wq = w.matmul_rhs(&mut b, &p("attn_q"), (h * hd) as usize, d as usize)?;
         let wk = w.matmul_rhs(&mut b, &p("attn_k"), kv as usize, d as usize)?;
         let wv = w.matmul_rhs(&mut b, &p("attn_v"), kv as usize, d as usize)?;
@@ -480,7 +459,7 @@ fn layer_graph(cfg: &Config, w: &Weights<'_>, layers: &[usize], slots: &Slots) -
         let attn = b.matmul(&attn, &wo);
         let x1 = b.binary("Add", &x, &attn);
 
-        let xn = rms_norm(&mut b, &x1, "ffn_norm", w.src.vector(&p("ffn_norm"), cfg.n_embd)?, cfg.eps);
+        let xn = rms_norm(&mut b, &x1, "ffn_norm", w.src.vector(&p("ffn_norm"), cfg.n_embd)?, cfg.rms_eps);
         let wg = w.matmul_rhs(&mut b, &p("ffn_gate"), cfg.n_ff, d as usize)?;
         let wu = w.matmul_rhs(&mut b, &p("ffn_up"), cfg.n_ff, d as usize)?;
         let wd = w.matmul_rhs(&mut b, &p("ffn_down"), d as usize, cfg.n_ff)?;

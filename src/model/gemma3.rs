@@ -10,17 +10,12 @@
 //!   KV cache (candle attends to everything once past the prompt);
 //! - the MLP uses GELU (tanh), Gemma's activation.
 
-use candle_core::quantized::gguf_file::Content;
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
+use super::hparams::HParams;
 use super::{QuantizedEmbedding, TensorSource};
 use crate::error::Result;
-use crate::gguf::Metadata;
-
-const DEFAULT_SLIDING_WINDOW_PATTERN: usize = 6;
-const DEFAULT_ROPE_FREQ_LOCAL: f32 = 10_000.0;
-const DEFAULT_ROPE_FREQ_GLOBAL: f32 = 1_000_000.0;
 
 struct Rotary {
     cos: Tensor,
@@ -83,40 +78,17 @@ pub struct Gemma3 {
 }
 
 impl Gemma3 {
-    pub fn load(content: &Content, src: &TensorSource<'_>, max_positions: usize) -> Result<Self> {
-        let md = Metadata(&content.metadata);
-        let key = |k: &str| format!("gemma3.{k}");
-        let get = |k: &str| -> Result<usize> { Ok(md.uint(&key(k))? as usize) };
-        let getf = |k: &str, default: f32| -> f32 {
-            match md.get(&key(k)) {
-                Some(v) => v.to_f32().unwrap_or(default),
-                None => default,
-            }
-        };
-        let n_head = get("attention.head_count")?;
-        let n_kv_head = get("attention.head_count_kv")?;
-        let head_dim = get("attention.key_length")?;
-        let n_layer = get("block_count")?;
-        let embedding_length = get("embedding_length")?;
-        let window = get("attention.sliding_window")?;
-        let pattern = md
-            .opt_uint(&key("attention.sliding_window_pattern"))?
-            .map(|p| p as usize)
-            .unwrap_or(DEFAULT_SLIDING_WINDOW_PATTERN)
-            .max(1);
-        let eps = getf("attention.layer_norm_rms_epsilon", 1e-6) as f64;
-        if n_kv_head == 0 || n_head % n_kv_head != 0 {
-            crate::bail!(MissingMetadata, "gemma3: {n_head} attention heads cannot share {n_kv_head} KV heads");
-        }
-
+    pub fn load(hp: &HParams, src: &TensorSource<'_>, max_positions: usize) -> Result<Self> {
+        let (n_head, n_kv_head, head_dim) = (hp.n_head, hp.n_kv_head, hp.head_dim);
+        let eps = hp.rms_eps as f64;
         let device = &Device::Cpu;
         let norm = |name: &str| -> Result<RmsNorm> { Ok(RmsNorm::from_qtensor(src.qtensor(name)?, eps)?) };
         let matmul = |name: &str| src.qmatmul(name);
 
-        let mut layers = Vec::with_capacity(n_layer);
-        for i in 0..n_layer {
+        let mut layers = Vec::with_capacity(hp.n_layer);
+        for i in 0..hp.n_layer {
             let p = |n: &str| format!("blk.{i}.{n}.weight");
-            let local = (i + 1) % pattern != 0;
+            let local = hp.is_local_layer(i);
             layers.push(Layer {
                 wq: matmul(&p("attn_q"))?,
                 wk: matmul(&p("attn_k"))?,
@@ -131,30 +103,19 @@ impl Gemma3 {
                 gate: matmul(&p("ffn_gate"))?,
                 up: matmul(&p("ffn_up"))?,
                 down: matmul(&p("ffn_down"))?,
-                window: local.then_some(window),
+                window: if local { hp.sliding_window.map(|(w, _)| w) } else { None },
                 global_rope: !local,
                 kv: None,
             });
         }
-        let output_name = if src.has("output.weight") { "output.weight" } else { "token_embd.weight" };
         Ok(Self {
             embed: src.embedding("token_embd.weight")?,
-            embed_scale: (embedding_length as f64).sqrt(),
+            embed_scale: hp.embed_scale as f64,
             layers,
             norm: norm("output_norm.weight")?,
-            output: matmul(output_name)?,
-            rope_local: Rotary::new(
-                head_dim,
-                getf("rope.local_freq_base", DEFAULT_ROPE_FREQ_LOCAL),
-                max_positions,
-                device,
-            )?,
-            rope_global: Rotary::new(
-                head_dim,
-                getf("rope.freq_base", DEFAULT_ROPE_FREQ_GLOBAL),
-                max_positions,
-                device,
-            )?,
+            output: matmul(hp.output_tensor())?,
+            rope_local: Rotary::new(head_dim, hp.rope.base_local, max_positions, device)?,
+            rope_global: Rotary::new(head_dim, hp.rope.base, max_positions, device)?,
             n_head,
             n_kv_head,
             head_dim,

@@ -2,6 +2,7 @@
 //! from GGUF bytes.
 
 pub mod gemma3;
+pub mod hparams;
 pub mod transformer;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use crate::template::ChatTemplate;
 use crate::timing::{Clock, LoadTimings};
 use crate::tokenizer::Tokenizer;
 use gemma3::Gemma3;
+use hparams::{Family, HParams};
 use transformer::Transformer;
 
 /// candle's llama builds its rotary table for this many positions; we cannot serve more.
@@ -62,9 +64,13 @@ pub struct ModelInfo {
     pub file_bytes: usize,
     pub gguf_version: u32,
     pub parameters: u64,
+    /// As llama.cpp names the file's type ("Q4_K_M"), or its main tensor type.
+    pub quantization: String,
     /// Tensor count per ggml type, e.g. {"Q4_1": 210, "F32": 61}.
     pub tensor_types: BTreeMap<String, usize>,
+    /// The context served, and the one the model was trained for.
     pub context_length: usize,
+    pub trained_context_length: usize,
     pub vocab_size: usize,
     pub tokenizer: crate::tokenizer::TokenizerKind,
     pub chat_template: String,
@@ -228,27 +234,16 @@ impl FileBytes {
     }
 }
 
-/// Architectures we can run and where their hyper-parameters live.
-fn supported(arch: &str) -> bool {
-    matches!(arch, "llama" | "gemma3")
-}
-
 /// Rough resident size of the loaded model: quantized weights as they are in the file, plus
 /// what the backend expands to f32, plus the KV cache for `ctx` positions.
-fn estimate_memory(g: &Gguf, arch: &str, ctx: usize, backend: BackendKind) -> Result<u64> {
-    let md = g.metadata();
-    let n_layer = md.uint(&format!("{arch}.block_count"))?;
-    let n_embd = md.uint(&format!("{arch}.embedding_length"))?;
-    let n_head = md.uint(&format!("{arch}.attention.head_count"))?.max(1);
-    let n_kv = md.opt_uint(&format!("{arch}.attention.head_count_kv"))?.unwrap_or(n_head);
-    let head_dim = md.opt_uint(&format!("{arch}.attention.key_length"))?.unwrap_or(n_embd / n_head);
-    let embd_f32 = match (backend, arch, g.content.tensor_infos.get("token_embd.weight")) {
+fn estimate_memory(g: &Gguf, hp: &HParams, ctx: usize, backend: BackendKind) -> u64 {
+    let embd_f32 = match (backend, hp.family, g.content.tensor_infos.get("token_embd.weight")) {
         // candle's llama expands the embedding table to f32.
-        (BackendKind::Candle, "llama", Some(info)) => info.shape.elem_count() as u64 * 4,
+        (BackendKind::Candle, Family::Llama, Some(info)) => info.shape.elem_count() as u64 * 4,
         _ => 0,
     };
-    let kv_cache = (ctx as u64).saturating_mul(n_layer).saturating_mul(2 * n_kv * head_dim * 4);
-    Ok(g.total_tensor_bytes().saturating_add(embd_f32).saturating_add(kv_cache))
+    let kv_cache = (ctx as u64).saturating_mul(hp.n_layer as u64).saturating_mul(2 * hp.kv_dim() as u64 * 4);
+    g.total_tensor_bytes().saturating_add(embd_f32).saturating_add(kv_cache)
 }
 
 fn memory_limit(opts: &LoadOptions) -> Option<u64> {
@@ -266,6 +261,156 @@ fn memory_limit(opts: &LoadOptions) -> Option<u64> {
 
 fn mib(bytes: u64) -> u64 {
     bytes >> 20
+}
+
+/// What a GGUF file is and what loading it takes, from its metadata and tensor table alone.
+struct Plan {
+    hp: HParams,
+    /// The context to serve.
+    ctx: usize,
+    backend: BackendKind,
+    file_bytes: u64,
+    estimated: u64,
+    memory_limit: Option<u64>,
+    /// Why it cannot be loaded here (too large), when it cannot.
+    refusal: Option<Error>,
+}
+
+impl Plan {
+    fn read(g: &Gguf, file_bytes: u64, opts: &LoadOptions) -> Result<Self> {
+        let backend = opts.backend.unwrap_or_default();
+        let hp = HParams::read(&g.content)?;
+        if backend == BackendKind::Candle && !matches!(hp.family, Family::Llama | Family::Gemma3) {
+            bail!(
+                UnsupportedArchitecture,
+                "the candle backend (the reference for tests) runs llama and gemma3; '{}' runs on the default backend",
+                hp.architecture
+            );
+        }
+        let trained_ctx = hp.trained_context;
+        let max_positions =
+            if hp.family == Family::Llama && backend == BackendKind::Candle { LLAMA_MAX_POSITIONS } else { usize::MAX };
+        let ctx = match opts.context_length {
+            Some(0) => bail!(InvalidRequest, "context_length must be at least 1"),
+            Some(c) if c > trained_ctx.min(max_positions) => bail!(
+                InvalidRequest,
+                "context_length {c} exceeds what this model supports ({})",
+                trained_ctx.min(max_positions)
+            ),
+            Some(c) => c,
+            None => trained_ctx.min(DEFAULT_MAX_CONTEXT),
+        };
+        let estimated = estimate_memory(g, &hp, ctx, backend);
+        let memory_limit = memory_limit(opts);
+        let refusal = memory_limit.filter(|&limit| estimated > limit).map(|limit| {
+            Error::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "this model needs about {} MiB of memory but only {} MiB are available{}",
+                    mib(estimated),
+                    mib(limit),
+                    if cfg!(target_arch = "wasm32") { " (WebAssembly can address 4 GiB)" } else { "" }
+                ),
+            )
+        });
+        Ok(Self { hp, ctx, backend, file_bytes, estimated, memory_limit, refusal })
+    }
+
+    fn info(&self, g: &Gguf, tokenizer: &Tokenizer, template: &ChatTemplate) -> ModelInfo {
+        let mut tensor_types = BTreeMap::new();
+        let mut parameters = 0u64;
+        for info in g.content.tensor_infos.values() {
+            *tensor_types.entry(format!("{:?}", info.ggml_dtype)).or_insert(0) += 1;
+            parameters += info.shape.elem_count() as u64;
+        }
+        let md = g.metadata();
+        ModelInfo {
+            architecture: self.hp.architecture.clone(),
+            name: md.opt_string("general.name").ok().flatten().unwrap_or("unnamed").to_string(),
+            file_bytes: self.file_bytes as usize,
+            gguf_version: g.version,
+            parameters,
+            quantization: quantization_name(g),
+            tensor_types,
+            context_length: self.ctx,
+            trained_context_length: self.hp.trained_context,
+            vocab_size: tokenizer.vocab_size(),
+            tokenizer: tokenizer.kind,
+            chat_template: template.name.clone(),
+            bos_token: tokenizer.token_text(tokenizer.bos),
+            eos_token: tokenizer.token_text(tokenizer.eos),
+            estimated_memory_bytes: self.estimated,
+            backend: self.backend,
+        }
+    }
+}
+
+/// What [`inspect`] learns of a file before it is loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    pub info: ModelInfo,
+    /// The memory this runtime can give a model (none natively).
+    pub memory_limit_bytes: Option<u64>,
+    /// Why loading would be refused (`too_large`), if it would be.
+    pub refusal: Option<Refusal>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Describe a GGUF model from the first bytes of its file (`file_len` bytes in all) — the
+/// header, metadata and tensor table, a few MB — without its weights: what it is, what it needs,
+/// whether it fits. A prefix that ends inside the metadata or the tensor table is an
+/// `invalid_gguf` error saying "truncated" (read more and try again). Other errors are those
+/// loading would give: an unknown architecture, pre-tokenizer or template, a bad file.
+pub fn inspect(prefix: &[u8], file_len: u64, opts: &LoadOptions) -> Result<Inspection> {
+    let g = gguf::parse_prefix(prefix, file_len)?;
+    let plan = Plan::read(&g, file_len, opts)?;
+    let tokenizer = Tokenizer::from_gguf(g.metadata())?;
+    let template = ChatTemplate::for_model(opts.template.as_deref(), g.metadata(), &tokenizer)?;
+    Ok(Inspection {
+        info: plan.info(&g, &tokenizer, &template),
+        memory_limit_bytes: plan.memory_limit,
+        refusal: plan.refusal.map(|e| Refusal { code: e.code.as_str(), message: e.message }),
+    })
+}
+
+/// The file's quantization as llama.cpp names it (`general.file_type`, e.g. "Q4_K_M"), else the
+/// type most of its tensor bytes have.
+fn quantization_name(g: &Gguf) -> String {
+    const FILE_TYPES: &[(u64, &str)] = &[
+        (0, "F32"),
+        (1, "F16"),
+        (2, "Q4_0"),
+        (3, "Q4_1"),
+        (7, "Q8_0"),
+        (8, "Q5_0"),
+        (9, "Q5_1"),
+        (10, "Q2_K"),
+        (11, "Q3_K_S"),
+        (12, "Q3_K_M"),
+        (13, "Q3_K_L"),
+        (14, "Q4_K_S"),
+        (15, "Q4_K_M"),
+        (16, "Q5_K_S"),
+        (17, "Q5_K_M"),
+        (18, "Q6_K"),
+        (32, "BF16"),
+    ];
+    if let Ok(Some(ft)) = g.metadata().opt_uint("general.file_type") {
+        if let Some((_, name)) = FILE_TYPES.iter().find(|(id, _)| *id == ft) {
+            return name.to_string();
+        }
+    }
+    let mut bytes_by_type: BTreeMap<String, u64> = BTreeMap::new();
+    for (name, info) in &g.content.tensor_infos {
+        *bytes_by_type.entry(format!("{:?}", info.ggml_dtype)).or_default() +=
+            g.tensor_bytes.get(name).copied().unwrap_or(0);
+    }
+    bytes_by_type.into_iter().max_by_key(|(_, b)| *b).map(|(t, _)| t).unwrap_or_default()
 }
 
 pub struct Model {
@@ -289,71 +434,20 @@ impl Model {
         let bytes: Vec<u8> = bytes.into();
         let backend_kind = opts.backend.unwrap_or_default();
         let g = gguf::parse(&bytes)?;
-        let arch = g.architecture()?;
-        if !supported(&arch) {
-            bail!(
-                UnsupportedArchitecture,
-                "architecture '{arch}' is not supported; edgellm runs llama-family (TinyLlama, SmolLM2, Llama, Mistral) and gemma3 models"
-            );
-        }
-        let md = g.metadata();
-        let trained_ctx = md.opt_uint(&format!("{arch}.context_length"))?.unwrap_or(2048) as usize;
-        let max_positions =
-            if arch == "llama" && backend_kind == BackendKind::Candle { LLAMA_MAX_POSITIONS } else { usize::MAX };
-        let ctx = match opts.context_length {
-            Some(0) => bail!(InvalidRequest, "context_length must be at least 1"),
-            Some(c) if c > trained_ctx.min(max_positions) => bail!(
-                InvalidRequest,
-                "context_length {c} exceeds what this model supports ({})",
-                trained_ctx.min(max_positions)
-            ),
-            Some(c) => c,
-            None => trained_ctx.min(DEFAULT_MAX_CONTEXT),
-        };
-        let estimated = estimate_memory(&g, &arch, ctx, backend_kind)?;
-        if let Some(limit) = memory_limit(opts) {
-            if estimated > limit {
-                bail!(
-                    TooLarge,
-                    "this model needs about {} MiB of memory but only {} MiB are available{}",
-                    mib(estimated),
-                    mib(limit),
-                    if cfg!(target_arch = "wasm32") { " (WebAssembly can address 4 GiB)" } else { "" }
-                );
-            }
+        let plan = Plan::read(&g, bytes.len() as u64, opts)?;
+        if let Some(refusal) = plan.refusal {
+            return Err(refusal);
         }
         let t_parse = clock();
-
-        let tokenizer = Tokenizer::from_gguf(md)?;
-        let template = ChatTemplate::for_model(opts.template.as_deref(), md, &tokenizer)?;
+        let tokenizer = Tokenizer::from_gguf(g.metadata())?;
+        let template = ChatTemplate::for_model(opts.template.as_deref(), g.metadata(), &tokenizer)?;
         let t_tok = clock();
+        let info = plan.info(&g, &tokenizer, &template);
+        let (hp, ctx) = (plan.hp, plan.ctx);
 
-        let mut tensor_types = BTreeMap::new();
-        let mut parameters = 0u64;
-        for info in g.content.tensor_infos.values() {
-            *tensor_types.entry(format!("{:?}", info.ggml_dtype)).or_insert(0) += 1;
-            parameters += info.shape.elem_count() as u64;
-        }
-        let info = ModelInfo {
-            architecture: arch.clone(),
-            name: md.opt_string("general.name")?.unwrap_or("unnamed").to_string(),
-            file_bytes: bytes.len(),
-            gguf_version: g.version,
-            parameters,
-            tensor_types,
-            context_length: ctx,
-            vocab_size: tokenizer.vocab_size(),
-            tokenizer: tokenizer.kind,
-            chat_template: template.name.clone(),
-            bos_token: tokenizer.token_text(tokenizer.bos),
-            eos_token: tokenizer.token_text(tokenizer.eos),
-            estimated_memory_bytes: estimated,
-            backend: backend_kind,
-        };
-
-        let backend = match (backend_kind, arch.as_str()) {
+        let backend = match (backend_kind, hp.family) {
             (BackendKind::Edgellm, _) => {
-                let model = Transformer::load(&TensorSource { content: &g.content, bytes: &bytes }, &arch, ctx)?;
+                let model = Transformer::load(&TensorSource { content: &g.content, bytes: &bytes }, &hp, ctx)?;
                 let (embedding_rows, output_rows) = model.vocab_rows();
                 if embedding_rows.min(output_rows) < tokenizer.vocab_size() {
                     bail!(
@@ -364,7 +458,7 @@ impl Model {
                 }
                 Backend::Edgellm { model, file: FileBytes::new(bytes) }
             }
-            (BackendKind::Candle, "llama") => {
+            (BackendKind::Candle, Family::Llama) => {
                 let content = g.content;
                 let weights = quantized_llama::ModelWeights::from_gguf(content, &mut Cursor::new(&bytes), &Device::Cpu)
                     .map_err(|e| Error::new(ErrorCode::InvalidGguf, format!("loading the llama weights: {e}")))?;
@@ -372,7 +466,7 @@ impl Model {
             }
             (BackendKind::Candle, _) => {
                 let src = TensorSource { content: &g.content, bytes: &bytes };
-                Backend::CandleGemma3(Gemma3::load(&g.content, &src, ctx)?)
+                Backend::CandleGemma3(Gemma3::load(&hp, &src, ctx)?)
             }
         };
         let t_weights = clock();
@@ -461,6 +555,17 @@ impl Model {
                 Err(e)
             }
         }
+    }
+
+    /// The next-token logits after each prefix of `tokens` (teacher forcing): `tokens.len()`
+    /// rows of the vocabulary's size, one after another. Runs a new sequence token by token
+    /// (the decode path), for comparing with another implementation position by position.
+    pub fn logits_each(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(tokens.len() * self.info.vocab_size);
+        for (pos, token) in tokens.iter().enumerate() {
+            out.extend_from_slice(&self.forward(std::slice::from_ref(token), pos)?[..self.info.vocab_size]);
+        }
+        Ok(out)
     }
 
     fn run(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {

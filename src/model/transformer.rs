@@ -1,5 +1,6 @@
-//! The forward pass we run by default: llama-family models and Gemma 3 over quantized weights
-//! used in place in the file's bytes (see [`crate::matmul`]).
+//! The forward pass we run by default, one for every family [`HParams`] describes (Llama 2/3,
+//! Mistral, Qwen 2/3, Phi-3, Gemma 3), over quantized weights used in place in the file's bytes
+//! (see [`crate::matmul`]).
 //!
 //! Why not candle's model code (kept as the `candle` backend, the reference tests/backends.rs
 //! compares logits and greedy choices with): for a 135M model in a browser its costs were not the
@@ -9,20 +10,19 @@
 //! multiplies whole tiles of tokens, and matmuls and attention heads are split across rayon's
 //! pool.
 //!
-//! The arithmetic follows candle's llama and our Gemma 3 adaptation step for step (RMSNorm,
-//! interleaved or NeoX rotary, grouped-query attention, SiLU or tanh-GELU gated MLP).
+//! The arithmetic follows llama.cpp's graphs step for step (RMSNorm, interleaved or NeoX rotary
+//! with frequency factors, grouped-query attention, SiLU or tanh-GELU gated MLP); the families'
+//! differences are optional steps on a layer (biases, per-head norms, post-norms, fused
+//! projections split after the matmul).
 
 use rayon::prelude::*;
 
 use crate::bail;
 use crate::error::Result;
-use crate::gguf::Metadata;
 use crate::matmul::{grown, matmul_each, DisjointOut, QMatrix, Scratch};
+use crate::model::hparams::{Activation, GateUpLayout, HParams, QkvLayout, RopeKind};
 use crate::model::TensorSource;
 
-const GEMMA3_DEFAULT_SLIDING_WINDOW_PATTERN: usize = 6;
-const GEMMA3_DEFAULT_ROPE_FREQ_LOCAL: f32 = 10_000.0;
-const GEMMA3_DEFAULT_ROPE_FREQ_GLOBAL: f32 = 1_000_000.0;
 /// The KV cache grows in steps of this many positions (it is sized by what a generation
 /// uses, not by the whole context window).
 const KV_GROWTH: usize = 64;
@@ -33,45 +33,51 @@ const PREFILL_CHUNK: usize = 256;
 /// Multiply-adds of one head below which attention stays on one thread.
 const ATTENTION_WORK_PER_TASK: usize = 16 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Activation {
-    Silu,
-    GeluTanh,
-}
-
+/// The hyperparameters, and what follows from them for the context we serve.
 #[derive(Debug, Clone)]
 struct Config {
-    n_embd: usize,
-    n_head: usize,
-    n_kv_head: usize,
-    head_dim: usize,
-    n_ff: usize,
-    eps: f32,
-    /// NeoX rotary pairs `(i, i + d/2)`; otherwise ggml's llama pairs `(2i, 2i + 1)`.
-    rope_neox: bool,
-    rope_base: f32,
-    /// Gemma 3's local (sliding-window) layers rotate with their own base.
-    rope_base_local: f32,
-    embed_scale: f32,
-    activation: Activation,
+    hp: HParams,
     max_positions: usize,
+    /// Divisors of the rotary frequencies (Llama 3's `rope_freqs`, Phi-3's short or long
+    /// factors), `rope.dims / 2` of them.
+    rope_factors: Option<Vec<f32>>,
+}
+
+/// A layer's query, key and value projections.
+enum QkvWeights {
+    Separate {
+        q: QMatrix,
+        k: QMatrix,
+        v: QMatrix,
+    },
+    /// One matrix whose output rows are Q, then K, then V (Phi-3).
+    Fused(QMatrix),
+}
+
+/// A layer's gate and up projections.
+enum GateUpWeights {
+    Separate {
+        gate: QMatrix,
+        up: QMatrix,
+    },
+    /// One matrix whose output rows are the gate's, then the up projection's (Phi-3).
+    Fused(QMatrix),
 }
 
 struct Layer {
     attn_norm: Vec<f32>,
-    wq: QMatrix,
-    wk: QMatrix,
-    wv: QMatrix,
+    qkv: QkvWeights,
+    /// Qwen 2: biases added to the query, key and value projections.
+    qkv_bias: Option<[Vec<f32>; 3]>,
     wo: QMatrix,
-    /// Gemma 3: RMSNorm of each query and key head before rotation.
+    /// Qwen 3, Gemma 3: RMSNorm of each query and key head before rotation.
     q_norm: Option<Vec<f32>>,
     k_norm: Option<Vec<f32>>,
     /// Gemma 3: RMSNorm of the attention and MLP outputs before the residual add.
     post_attn_norm: Option<Vec<f32>>,
     post_ffn_norm: Option<Vec<f32>>,
     ffn_norm: Vec<f32>,
-    gate: QMatrix,
-    up: QMatrix,
+    gate_up: GateUpWeights,
     down: QMatrix,
     /// `Some(w)`: a query sees only keys less than `w` positions back.
     window: Option<usize>,
@@ -93,6 +99,8 @@ struct Buffers {
     proj: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
+    /// A fused projection's whole output, before it is split.
+    fused: Vec<f32>,
     scores: Vec<f32>,
     cos: Vec<f32>,
     sin: Vec<f32>,
@@ -114,87 +122,55 @@ pub struct Transformer {
 }
 
 impl Transformer {
-    /// `arch` is "llama" or "gemma3"; `file` the whole GGUF, whose tensors stay where they are.
-    pub fn load(src: &TensorSource<'_>, arch: &str, max_positions: usize) -> Result<Self> {
-        let md = Metadata(&src.content.metadata);
-        let key = |k: &str| format!("{arch}.{k}");
-        let uint = |k: &str| -> Result<usize> { Ok(md.uint(&key(k))? as usize) };
-        let float = |k: &str, default: f32| md.get(&key(k)).and_then(|v| v.to_f32().ok()).unwrap_or(default);
-        let gemma = arch == "gemma3";
-
-        let n_embd = uint("embedding_length")?;
-        let n_head = uint("attention.head_count")?;
-        let n_kv_head = md.opt_uint(&key("attention.head_count_kv"))?.map_or(n_head, |v| v as usize);
-        if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 {
-            bail!(MissingMetadata, "{arch}: {n_head} attention heads cannot share {n_kv_head} KV heads");
-        }
-        let head_dim = md.opt_uint(&key("attention.key_length"))?.map_or(n_embd / n_head, |v| v as usize);
-        if head_dim == 0 || head_dim % 2 != 0 {
-            bail!(MissingMetadata, "{arch}: head size {head_dim} is not a positive even number");
-        }
-        if !gemma {
-            let rope_dim = md.opt_uint(&key("rope.dimension_count"))?.map_or(head_dim, |v| v as usize);
-            if rope_dim != head_dim {
-                bail!(
-                    UnsupportedArchitecture,
-                    "partial rotary embeddings ({rope_dim} of {head_dim}) are not supported"
-                );
-            }
-        }
-        let n_layer = uint("block_count")?;
-        let n_ff = uint("feed_forward_length")?;
-        let cfg = Config {
-            n_embd,
-            n_head,
-            n_kv_head,
-            head_dim,
-            n_ff,
-            eps: float("attention.layer_norm_rms_epsilon", 1e-6),
-            rope_neox: gemma,
-            rope_base: float("rope.freq_base", if gemma { GEMMA3_DEFAULT_ROPE_FREQ_GLOBAL } else { 10_000.0 }),
-            rope_base_local: float("rope.local_freq_base", GEMMA3_DEFAULT_ROPE_FREQ_LOCAL),
-            embed_scale: if gemma { (n_embd as f32).sqrt() } else { 1.0 },
-            activation: if gemma { Activation::GeluTanh } else { Activation::Silu },
-            max_positions,
-        };
-        let (window, pattern) = if gemma {
-            let pattern = md.opt_uint(&key("attention.sliding_window_pattern"))?;
-            (
-                Some(uint("attention.sliding_window")?),
-                pattern.map_or(GEMMA3_DEFAULT_SLIDING_WINDOW_PATTERN, |p| p as usize).max(1),
-            )
-        } else {
-            (None, 1)
-        };
-
+    /// The model `hp` describes, its weights left where they are in the file; KV cache and
+    /// rotary tables for at most `max_positions`.
+    pub fn load(src: &TensorSource<'_>, hp: &HParams, max_positions: usize) -> Result<Self> {
         let t = src;
-        let (q_dim, kv_dim) = (n_head * head_dim, n_kv_head * head_dim);
-        let mut layers = Vec::with_capacity(n_layer);
-        for i in 0..n_layer {
+        let (n_embd, n_ff, head_dim) = (hp.n_embd, hp.n_ff, hp.head_dim);
+        let (q_dim, kv_dim) = (hp.q_dim(), hp.kv_dim());
+        let mut layers = Vec::with_capacity(hp.n_layer);
+        for i in 0..hp.n_layer {
             let p = |n: &str| format!("blk.{i}.{n}.weight");
-            let gemma_norm = |n: &str, len: usize| -> Result<Option<Vec<f32>>> {
-                if gemma {
-                    Ok(Some(t.vector(&p(n), len)?))
-                } else {
-                    Ok(None)
-                }
+            let optional = |present: bool, n: &str, len: usize| -> Result<Option<Vec<f32>>> {
+                present.then(|| t.vector(&p(n), len)).transpose()
             };
-            let local = window.is_some() && (i + 1) % pattern != 0;
+            // In file order, so that a file cut short is reported at its first missing tensor.
+            let attn_norm = t.vector(&p("attn_norm"), n_embd)?;
+            let qkv = match hp.qkv {
+                QkvLayout::Separate => QkvWeights::Separate {
+                    q: t.matrix_of(&p("attn_q"), q_dim, n_embd)?,
+                    k: t.matrix_of(&p("attn_k"), kv_dim, n_embd)?,
+                    v: t.matrix_of(&p("attn_v"), kv_dim, n_embd)?,
+                },
+                QkvLayout::Fused => QkvWeights::Fused(t.matrix_of(&p("attn_qkv"), q_dim + 2 * kv_dim, n_embd)?),
+            };
+            let qkv_bias = if hp.qkv_bias {
+                let bias = |n: &str, len: usize| t.vector(&format!("blk.{i}.{n}.bias"), len);
+                Some([bias("attn_q", q_dim)?, bias("attn_k", kv_dim)?, bias("attn_v", kv_dim)?])
+            } else {
+                None
+            };
+            let gate_up = match hp.gate_up {
+                GateUpLayout::Separate => GateUpWeights::Separate {
+                    gate: t.matrix_of(&p("ffn_gate"), n_ff, n_embd)?,
+                    up: t.matrix_of(&p("ffn_up"), n_ff, n_embd)?,
+                },
+                GateUpLayout::Fused => GateUpWeights::Fused(t.matrix_of(&p("ffn_up"), 2 * n_ff, n_embd)?),
+            };
+            let local = hp.is_local_layer(i);
             layers.push(Layer {
-                attn_norm: t.vector(&p("attn_norm"), n_embd)?,
-                wq: t.matrix_of(&p("attn_q"), q_dim, n_embd)?,
-                wk: t.matrix_of(&p("attn_k"), kv_dim, n_embd)?,
-                wv: t.matrix_of(&p("attn_v"), kv_dim, n_embd)?,
+                attn_norm,
+                qkv,
+                qkv_bias,
                 wo: t.matrix_of(&p("attn_output"), n_embd, q_dim)?,
-                q_norm: gemma_norm("attn_q_norm", head_dim)?,
-                k_norm: gemma_norm("attn_k_norm", head_dim)?,
-                post_attn_norm: gemma_norm("post_attention_norm", n_embd)?,
-                post_ffn_norm: gemma_norm("post_ffw_norm", n_embd)?,
+                q_norm: optional(hp.qk_norm, "attn_q_norm", head_dim)?,
+                k_norm: optional(hp.qk_norm, "attn_k_norm", head_dim)?,
+                post_attn_norm: optional(hp.post_norms, "post_attention_norm", n_embd)?,
+                post_ffn_norm: optional(hp.post_norms, "post_ffw_norm", n_embd)?,
                 ffn_norm: t.vector(&p("ffn_norm"), n_embd)?,
-                gate: t.matrix_of(&p("ffn_gate"), n_ff, n_embd)?,
-                up: t.matrix_of(&p("ffn_up"), n_ff, n_embd)?,
+                gate_up,
                 down: t.matrix_of(&p("ffn_down"), n_embd, n_ff)?,
-                window: if local { window } else { None },
+                window: if local { hp.sliding_window.map(|(w, _)| w) } else { None },
                 local_rope: local,
                 k_cache: Vec::new(),
                 v_cache: Vec::new(),
@@ -204,14 +180,18 @@ impl Transformer {
         if embed.cols != n_embd {
             bail!(InvalidGguf, "token_embd.weight has rows of {}, not the embedding length {n_embd}", embed.cols);
         }
-        let output_name = if t.has("output.weight") { "output.weight" } else { "token_embd.weight" };
+        let output_name = hp.output_tensor();
         let output = t.matrix(output_name)?;
         if output.cols != n_embd {
             bail!(InvalidGguf, "{output_name} has rows of {}, not the embedding length {n_embd}", output.cols);
         }
+        let rope_factors = match hp.rope_factors_tensor(max_positions) {
+            Some(name) => Some(t.vector(name, hp.rope.dims / 2)?),
+            None => None,
+        };
         Ok(Self {
             output_norm: t.vector("output_norm.weight", n_embd)?,
-            cfg,
+            cfg: Config { hp: hp.clone(), max_positions, rope_factors },
             layers,
             embed,
             output,
@@ -243,9 +223,9 @@ impl Transformer {
             self.run_layers(file, chunk, pos + i * PREFILL_CHUNK);
             last_rows = chunk.len();
         }
-        let (c, buf) = (&self.cfg, &mut self.buf);
-        let last = grown(&mut buf.last, c.n_embd);
-        rms_norm_rows(&buf.x[(last_rows - 1) * c.n_embd..last_rows * c.n_embd], &self.output_norm, c.eps, last);
+        let (hp, buf) = (&self.cfg.hp, &mut self.buf);
+        let last = grown(&mut buf.last, hp.n_embd);
+        rms_norm_rows(&buf.x[(last_rows - 1) * hp.n_embd..last_rows * hp.n_embd], &self.output_norm, hp.rms_eps, last);
         let logits = grown(&mut buf.logits, self.output.rows);
         self.output.matmul(file, last, logits, &mut buf.matmul);
         logits
@@ -254,69 +234,87 @@ impl Transformer {
     /// Run `tokens` at `pos..` through every layer, leaving their hidden states in `buf.x`
     /// and their keys and values in the cache.
     fn run_layers(&mut self, file: &[u8], tokens: &[u32], pos: usize) {
-        let c = self.cfg.clone();
-        let n = tokens.len();
-        let (q_dim, kv_dim) = (c.n_head * c.head_dim, c.n_kv_head * c.head_dim);
-        let buf = &mut self.buf;
+        let Self { cfg, layers, embed, buf, .. } = self;
+        let hp = &cfg.hp;
+        let (n, n_embd, n_ff, eps) = (tokens.len(), hp.n_embd, hp.n_ff, hp.rms_eps);
+        let (q_dim, kv_dim) = (hp.q_dim(), hp.kv_dim());
 
-        let x = grown(&mut buf.x, n * c.n_embd);
-        for (row, &t) in x.chunks_exact_mut(c.n_embd).zip(tokens) {
-            self.embed.dequantize_row(file, t as usize, row);
-            if c.embed_scale != 1.0 {
-                row.iter_mut().for_each(|v| *v *= c.embed_scale);
+        let x = grown(&mut buf.x, n * n_embd);
+        for (row, &t) in x.chunks_exact_mut(n_embd).zip(tokens) {
+            embed.dequantize_row(file, t as usize, row);
+            if hp.embed_scale != 1.0 {
+                row.iter_mut().for_each(|v| *v *= hp.embed_scale);
             }
         }
-        rotary_table(&c, c.rope_base, pos, n, &mut buf.cos, &mut buf.sin);
-        if self.layers.iter().any(|l| l.local_rope) {
-            rotary_table(&c, c.rope_base_local, pos, n, &mut buf.cos_local, &mut buf.sin_local);
+        rotary_table(cfg, hp.rope.base, pos, n, &mut buf.cos, &mut buf.sin);
+        if layers.iter().any(|l| l.local_rope) {
+            rotary_table(cfg, hp.rope.base_local, pos, n, &mut buf.cos_local, &mut buf.sin_local);
         }
 
-        for layer in &mut self.layers {
-            let x = &mut buf.x[..n * c.n_embd];
-            let normed = grown(&mut buf.normed, n * c.n_embd);
-            rms_norm_rows(x, &layer.attn_norm, c.eps, normed);
+        for layer in layers.iter_mut() {
+            let x = &mut buf.x[..n * n_embd];
+            let normed = grown(&mut buf.normed, n * n_embd);
+            rms_norm_rows(x, &layer.attn_norm, eps, normed);
 
             // Attention.
             let q = grown(&mut buf.q, n * q_dim);
             let k = grown(&mut buf.k, n * kv_dim);
             let v = grown(&mut buf.v, n * kv_dim);
-            matmul_each(
-                file,
-                normed,
-                &mut [(&layer.wq, &mut *q), (&layer.wk, &mut *k), (&layer.wv, &mut *v)],
-                &mut buf.matmul,
-            );
+            match &layer.qkv {
+                QkvWeights::Separate { q: wq, k: wk, v: wv } => {
+                    matmul_each(file, normed, &mut [(wq, &mut *q), (wk, &mut *k), (wv, &mut *v)], &mut buf.matmul)
+                }
+                QkvWeights::Fused(w) => {
+                    let fused = grown(&mut buf.fused, n * (q_dim + 2 * kv_dim));
+                    w.matmul(file, normed, fused, &mut buf.matmul);
+                    split_rows(fused, &mut [(&mut *q, q_dim), (&mut *k, kv_dim), (&mut *v, kv_dim)]);
+                }
+            }
+            if let Some([bq, bk, bv]) = &layer.qkv_bias {
+                add_rows(q, bq);
+                add_rows(k, bk);
+                add_rows(v, bv);
+            }
             if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
-                rms_norm_rows_in_place(q, qn, c.eps);
-                rms_norm_rows_in_place(k, kn, c.eps);
+                rms_norm_rows_in_place(q, qn, eps);
+                rms_norm_rows_in_place(k, kn, eps);
             }
             let (cos, sin) = if layer.local_rope { (&buf.cos_local, &buf.sin_local) } else { (&buf.cos, &buf.sin) };
-            rotate(&c, q, n, cos, sin);
-            rotate(&c, k, n, cos, sin);
+            rotate(hp, q, n, cos, sin);
+            rotate(hp, k, n, cos, sin);
             layer.k_cache[pos * kv_dim..(pos + n) * kv_dim].copy_from_slice(k);
             layer.v_cache[pos * kv_dim..(pos + n) * kv_dim].copy_from_slice(v);
             let attn = grown(&mut buf.attn, n * q_dim);
-            let scores = grown(&mut buf.scores, c.n_head * (pos + n));
-            attend(&c, layer, q, pos, n, scores, attn);
-            let proj = grown(&mut buf.proj, n * c.n_embd);
+            let scores = grown(&mut buf.scores, hp.n_head * (pos + n));
+            attend(hp, layer, q, pos, n, scores, attn);
+            let proj = grown(&mut buf.proj, n * n_embd);
             layer.wo.matmul(file, attn, proj, &mut buf.matmul);
             if let Some(post) = &layer.post_attn_norm {
-                rms_norm_rows_in_place(proj, post, c.eps);
+                rms_norm_rows_in_place(proj, post, eps);
             }
             x.iter_mut().zip(proj.iter()).for_each(|(x, p)| *x += p);
 
             // Gated MLP.
-            rms_norm_rows(x, &layer.ffn_norm, c.eps, normed);
-            let gate = grown(&mut buf.gate, n * c.n_ff);
-            let up = grown(&mut buf.up, n * c.n_ff);
-            matmul_each(file, normed, &mut [(&layer.gate, &mut *gate), (&layer.up, &mut *up)], &mut buf.matmul);
-            match c.activation {
+            rms_norm_rows(x, &layer.ffn_norm, eps, normed);
+            let gate = grown(&mut buf.gate, n * n_ff);
+            let up = grown(&mut buf.up, n * n_ff);
+            match &layer.gate_up {
+                GateUpWeights::Separate { gate: wg, up: wu } => {
+                    matmul_each(file, normed, &mut [(wg, &mut *gate), (wu, &mut *up)], &mut buf.matmul)
+                }
+                GateUpWeights::Fused(w) => {
+                    let fused = grown(&mut buf.fused, n * 2 * n_ff);
+                    w.matmul(file, normed, fused, &mut buf.matmul);
+                    split_rows(fused, &mut [(&mut *gate, n_ff), (&mut *up, n_ff)]);
+                }
+            }
+            match hp.activation {
                 Activation::Silu => gate.iter_mut().zip(up.iter()).for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u),
                 Activation::GeluTanh => gate.iter_mut().zip(up.iter()).for_each(|(g, u)| *g = gelu_tanh(*g) * u),
             }
             layer.down.matmul(file, gate, proj, &mut buf.matmul);
             if let Some(post) = &layer.post_ffn_norm {
-                rms_norm_rows_in_place(proj, post, c.eps);
+                rms_norm_rows_in_place(proj, post, eps);
             }
             x.iter_mut().zip(proj.iter()).for_each(|(x, p)| *x += p);
         }
@@ -326,7 +324,7 @@ impl Transformer {
     /// Make room in every layer's cache for `positions`, growing in steps (a reallocation
     /// copies the cache, so it should be rare) and never past the context served.
     pub fn reserve_kv(&mut self, positions: usize) {
-        let kv_dim = self.cfg.n_kv_head * self.cfg.head_dim;
+        let kv_dim = self.cfg.hp.kv_dim();
         for layer in &mut self.layers {
             if layer.k_cache.len() < positions * kv_dim {
                 let grown = positions.next_multiple_of(KV_GROWTH).min(self.cfg.max_positions).max(positions);
@@ -340,29 +338,32 @@ impl Transformer {
     }
 }
 
-/// cos and sin of `position · base^(−2i/d)` for the `n` positions from `pos`, as candle
-/// computes them (f32 throughout).
+/// cos and sin of the `n` positions from `pos`, as llama.cpp's rope computes them: angle
+/// `position · freq_scale · base^(−2i/d) / factor_i`, both scaled by `attn_factor` (f32
+/// throughout).
 fn rotary_table(c: &Config, base: f32, pos: usize, n: usize, cos: &mut Vec<f32>, sin: &mut Vec<f32>) {
-    let half = c.head_dim / 2;
+    let rope = &c.hp.rope;
+    let half = rope.dims / 2;
     let (cos, sin) = (grown(cos, n * half), grown(sin, n * half));
     for t in 0..n {
         for i in 0..half {
-            let inv_freq = 1.0 / base.powf((2 * i) as f32 / c.head_dim as f32);
+            let factor = c.rope_factors.as_ref().map_or(1.0, |f| f[i]);
+            let inv_freq = rope.freq_scale / base.powf((2 * i) as f32 / rope.dims as f32) / factor;
             let angle = (pos + t) as f32 * inv_freq;
-            cos[t * half + i] = angle.cos();
-            sin[t * half + i] = angle.sin();
+            cos[t * half + i] = angle.cos() * rope.attn_factor;
+            sin[t * half + i] = angle.sin() * rope.attn_factor;
         }
     }
 }
 
 /// Rotate every head of every row of `x` (rows of whole heads) by its position's angles.
-fn rotate(c: &Config, x: &mut [f32], n: usize, cos: &[f32], sin: &[f32]) {
-    let (d, half) = (c.head_dim, c.head_dim / 2);
+fn rotate(hp: &HParams, x: &mut [f32], n: usize, cos: &[f32], sin: &[f32]) {
+    let (d, half) = (hp.head_dim, hp.head_dim / 2);
     let heads_per_row = x.len() / d / n;
     for (h, head) in x.chunks_exact_mut(d).enumerate() {
         let t = h / heads_per_row;
         let (cos, sin) = (&cos[t * half..][..half], &sin[t * half..][..half]);
-        if c.rope_neox {
+        if hp.rope.kind == RopeKind::Neox {
             let (a, b) = head.split_at_mut(half);
             for i in 0..half {
                 let (x0, x1) = (a[i], b[i]);
@@ -381,14 +382,14 @@ fn rotate(c: &Config, x: &mut [f32], n: usize, cos: &[f32], sin: &[f32]) {
 
 /// Causal grouped-query attention of the `n` queries at `pos..` over the cached keys, each
 /// head on its own task. `scores` has room for `n_head` rows of `pos + n`.
-fn attend(c: &Config, layer: &Layer, q: &[f32], pos: usize, n: usize, scores: &mut [f32], out: &mut [f32]) {
-    let (d, group) = (c.head_dim, c.n_head / c.n_kv_head);
-    let (q_dim, kv_dim) = (c.n_head * d, c.n_kv_head * d);
+fn attend(hp: &HParams, layer: &Layer, q: &[f32], pos: usize, n: usize, scores: &mut [f32], out: &mut [f32]) {
+    let (d, group) = (hp.head_dim, hp.n_head / hp.n_kv_head);
+    let (q_dim, kv_dim) = (hp.q_dim(), hp.kv_dim());
     let scale = 1.0 / (d as f32).sqrt();
     assert!(q.len() >= n * q_dim && out.len() >= n * q_dim && layer.k_cache.len() >= (pos + n) * kv_dim);
     let out_ptr = DisjointOut(out.as_mut_ptr());
     // Early in a generation a head is too little work to hand to another thread.
-    let heads_per_task = if n * (pos + n) * d < ATTENTION_WORK_PER_TASK { c.n_head } else { 1 };
+    let heads_per_task = if n * (pos + n) * d < ATTENTION_WORK_PER_TASK { hp.n_head } else { 1 };
     scores.par_chunks_mut(pos + n).enumerate().with_min_len(heads_per_task).for_each(|(h, scores)| {
         let out_ptr = out_ptr;
         let kv_head = h / group;
@@ -459,6 +460,25 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
+}
+
+/// Split each row of `fused` into consecutive pieces of the given widths, row by row.
+fn split_rows(fused: &[f32], parts: &mut [(&mut [f32], usize)]) {
+    let width: usize = parts.iter().map(|(_, w)| w).sum();
+    for (r, row) in fused.chunks_exact(width).enumerate() {
+        let mut start = 0;
+        for (out, w) in parts.iter_mut() {
+            out[r * *w..(r + 1) * *w].copy_from_slice(&row[start..start + *w]);
+            start += *w;
+        }
+    }
+}
+
+/// Add `bias` to every row of `x`.
+fn add_rows(x: &mut [f32], bias: &[f32]) {
+    for row in x.chunks_exact_mut(bias.len()) {
+        row.iter_mut().zip(bias).for_each(|(x, b)| *x += b);
+    }
 }
 
 /// `out = rms_norm(x)`, row by row.

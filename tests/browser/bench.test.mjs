@@ -1,5 +1,6 @@
 // The headless benchmark command on the default model with a short setting: its JSON carries
-// every field with plausible values, for Node and for Chromium, and says why no peer row.
+// every field with plausible values, for Node and for Chromium, beside wllama in the same run and
+// llama.cpp natively.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -25,6 +26,10 @@ test('scripts/bench.mjs writes a complete, plausible JSON report', { timeout: 60
     assert.equal(peerRow.generatedTokens, 16, 'the peer generated the same number of tokens');
   }
   assert.match(stdout, /edgellm ÷ wllama — load time [\d.]+×, prefill [\d.]+×, decode [\d.]+×/);
+  // llama.cpp itself, natively, on the same file at the same thread counts.
+  assert.deepEqual(report.native.map((n) => [n.model, n.threads]), [['smollm2-135m', 1], ['smollm2-135m', 2]]);
+  for (const n of report.native) assert.ok(n.prefillTokS > 0 && n.decodeTokS > 0, JSON.stringify(n));
+  assert.match(stdout, /edgellm in Chromium ÷ native: prefill [\d.]+×, decode [\d.]+×/);
   for (const run of report.runs) {
     const [row] = run.rows;
     assert.equal(row.model, 'smollm2-135m');

@@ -132,7 +132,7 @@ test('a three-turn conversation stays on screen, streams, renders markdown and l
     assert.equal(hostile.strong, 'Bold');
 
     // Settings: the decoding choice and the model's answer preset.
-    await page.click('summary');
+    await page.click('#documents summary');
     await page.fill('#max-new-tokens', '48');
     await page.click('#load');
     await page.waitForFunction(() => !document.getElementById('ask').disabled, null, { timeout: 120_000 });

@@ -35,7 +35,7 @@ function twoPagePdf(lines) {
 }
 
 async function settings(page, values) {
-  await page.click('summary');
+  await page.click('#documents summary');
   for (const [id, value] of Object.entries(values)) await page.fill(`#${id}`, String(value));
 }
 

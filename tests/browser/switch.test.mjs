@@ -19,7 +19,7 @@ test('switch smollm2 → gemma3 → smollm2 without reloading the page', { timeo
   await withBrowser(async ({ page, url, logs }) => {
     await page.goto(url);
     await page.waitForFunction(() => /passages indexed/.test(document.getElementById('doc-status').textContent), null, { timeout: 240_000 });
-    await page.click('summary');
+    await page.click('#documents summary');
     await page.fill('#top-k-final', '1');
     await page.fill('#chunk-size', '400');
     await page.fill('#max-new-tokens', '4');

@@ -129,12 +129,31 @@ impl WasmModel {
         self.model.tokenizer.encode(text, true).map_err(to_js)
     }
 
+    /// Teacher forcing: the next-token logits after each prefix of `tokens`, `tokens.len()` rows
+    /// of the vocabulary's size in one array (for comparing with llama.cpp position by position).
+    #[wasm_bindgen(js_name = logitsEach)]
+    pub fn logits_each(&mut self, tokens: Vec<u32>) -> Result<Vec<f32>, JsValue> {
+        self.session = None;
+        self.model.logits_each(&tokens).map_err(to_js)
+    }
+
     /// The prompt text the chat template makes of `messages` (`[{ role, content }]`).
     #[wasm_bindgen(js_name = renderChat)]
     pub fn render_chat(&self, messages: JsValue) -> Result<String, JsValue> {
         let messages: Vec<Message> = from_value(messages, "messages")?;
         self.model.template.render(&messages, true).map_err(to_js)
     }
+}
+
+/// What a GGUF file is and needs, from its first bytes (`fileLength` in all): see
+/// `edgellm::model::inspect`. `{ info, memory_limit_bytes, refusal }`.
+#[wasm_bindgen(js_name = inspectGguf)]
+pub fn inspect_gguf(prefix: &[u8], file_length: f64, options: JsValue) -> Result<JsValue, JsValue> {
+    let options: LoadOptions = from_value(options, "load options")?;
+    if !(file_length.is_finite() && file_length >= 0.0) {
+        return Err(js_error(ErrorCode::InvalidRequest, "fileLength must be a byte count"));
+    }
+    edgellm::model::inspect(prefix, file_length as u64, &options).map(|i| to_value(&i)).map_err(to_js)
 }
 
 /// A model's tokenizer alone, built from a GGUF file's metadata (no weights are loaded): for

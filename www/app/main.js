@@ -3,7 +3,7 @@
 // Every piece of document text and model output reaches the page through textContent, DOM
 // building, or the markdown renderer in render.js, which builds elements from parsed tokens:
 // none of it is ever parsed as HTML.
-import { WorkerEngine, loadTokenizer } from '../engine/index.js';
+import { WorkerEngine, loadTokenizer, inspectModel } from '../engine/index.js';
 import { DocumentIndex } from '../rag/index.js';
 import { indexDocuments, sampleCorpus } from '../rag/pipeline.js';
 import { answerQuestion, Conversation, DECODINGS } from '../rag/answer.js';
@@ -27,7 +27,8 @@ const state = {
   conversation: new Conversation(), // what earlier turns give a new question (www/rag/answer.js)
   turns: 0, // turns shown since the last "New conversation": numbers the ids in #thread
   controller: null, // the running answer's, or null
-  loadedEntry: null, // the registry entry of the loaded model
+  loadedEntry: null, // the registry entry of the loaded model ({ name } for a file of the user's)
+  ownModel: null, // the user's own GGUF being considered: { source, name, inspection }
   preset: null, // its answer preset, or null (greedy)
   maxTokensTouched: false, // the user set Max answer tokens: a model's preset no longer replaces it
   decodingTouched: false, // the user chose a decoding: a model's preset no longer resets it
@@ -60,37 +61,104 @@ async function loadEmbedder() {
 async function loadModel() {
   const entry = state.registry.models.find((m) => m.id === $('model-select').value);
   const { file, options } = chatModelSource(state.registry, entry);
-  if (file.bytes && file.bytes > WASM32_LIMIT * 0.75) {
-    return say('model-status', `${entry.name} is too large for WebAssembly's 4 GiB memory.`, true);
+  const bytes = file.bytes ?? entry.estimatedBytes;
+  if (bytes && bytes > WASM32_LIMIT * 0.75) {
+    return say('model-status', `${entry.name} does not fit in WebAssembly's 4 GiB memory (${entry.tooLarge ?? `about ${(bytes / 2 ** 30).toFixed(1)} GiB`}).`, true);
   }
-  $('load').disabled = $('ask').disabled = true;
+  await withLoading(async () => {
+    if (!file.sha256) {
+      // A public file we have not pinned: its header (a few MB, by HTTP Range) says what it
+      // needs before gigabytes are downloaded. Offline, or from a server without Range, the
+      // download itself reports.
+      const inspection = await inspectModel({ url: modelUrl(file) }).catch(() => null);
+      if (inspection?.refusal) throw new Error(inspection.refusal.message);
+      if (inspection) say('model-status', `${entry.name} needs about ${mib(inspection.info.estimatedMemoryBytes)}; downloading…`);
+    }
+    const t0 = performance.now();
+    const { buffer, fromCache } = await getModel({ url: modelUrl(file), sha256: file.sha256 }, showDownload);
+    await startModel(buffer, entry, options, `${fromCache ? 'from the browser cache' : 'downloaded'} in ${(performance.now() - t0).toFixed(0)} ms`);
+  }, entry.name);
+}
+
+function showDownload({ loaded, total }) {
+  $('progress').value = total ? loaded / total : 0;
+  say('model-status', `downloading ${(loaded / 2 ** 20).toFixed(0)}${total ? ` / ${(total / 2 ** 20).toFixed(0)}` : ''} MiB`);
+}
+
+/** Run `work` with the load buttons off and the progress bar shown; failures are reported. */
+async function withLoading(work, name) {
+  $('load').disabled = $('ask').disabled = $('own-load').disabled = true;
   $('progress').hidden = false;
   try {
-    const t0 = performance.now();
-    const { buffer, fromCache } = await getModel({ url: modelUrl(file), sha256: file.sha256 }, ({ loaded, total }) => {
-      $('progress').value = total ? loaded / total : 0;
-      say('model-status', `downloading ${(loaded / 2 ** 20).toFixed(0)}${total ? ` / ${(total / 2 ** 20).toFixed(0)}` : ''} MiB`);
-    });
-    const fetchMs = performance.now() - t0;
-    state.tokenizer?.free();
-    state.tokenizer = await loadTokenizer(buffer);
-    if (options.backend === 'webgpu') say('model-status', `exporting ${file.name} to ONNX and loading it on WebGPU…`);
-    state.modelInfo = await state.engine.load(buffer, { ...options, transfer: true });
-    state.loadedEntry = entry;
-    state.preset = answerPreset(state.registry, entry);
-    renderPreset();
-    const l = state.modelInfo.loadTimings;
-    const { wasmBytes } = await state.engine.memory();
-    say('model-status', `${state.modelInfo.name}: ${fromCache ? 'from the browser cache' : 'downloaded'} in ${fetchMs.toFixed(0)} ms, ` +
-      `loaded in ${l.totalMs.toFixed(0)} ms (context ${state.modelInfo.contextLength} tokens; wasm memory ${(wasmBytes / 2 ** 20).toFixed(0)} MiB; ` +
-      `${describeRuntime(state.modelInfo.runtime)}).`);
-    $('ask').disabled = false;
+    await work();
   } catch (e) {
-    say('model-status', `Could not load ${entry.name}: ${e.message}`, true);
+    say('model-status', `Could not load ${name}: ${e.message}`, true);
   } finally {
     $('progress').hidden = true;
     $('load').disabled = false;
+    $('own-load').disabled = !state.ownModel?.inspection || Boolean(state.ownModel.inspection.refusal);
   }
+}
+
+/** Load the model in `buffer` into the worker and make it the one that answers. */
+async function startModel(buffer, entry, options, how) {
+  state.tokenizer?.free();
+  state.tokenizer = await loadTokenizer(buffer);
+  if (options.backend === 'webgpu') say('model-status', `exporting ${entry.name} to ONNX and loading it on WebGPU…`);
+  state.modelInfo = await state.engine.load(buffer, { ...options, transfer: true });
+  state.loadedEntry = entry;
+  state.preset = answerPreset(state.registry, entry);
+  renderPreset();
+  const l = state.modelInfo.loadTimings;
+  const { wasmBytes } = await state.engine.memory();
+  say('model-status', `${state.modelInfo.name}: ${how}, ` +
+    `loaded in ${l.totalMs.toFixed(0)} ms (context ${state.modelInfo.contextLength} tokens; wasm memory ${(wasmBytes / 2 ** 20).toFixed(0)} MiB; ` +
+    `${describeRuntime(state.modelInfo.runtime)}).`);
+  $('ask').disabled = false;
+}
+
+// ---- the user's own GGUF ----------------------------------------------------------------
+
+const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+
+/** Read a GGUF's metadata (not its weights) and say what it is, or exactly why it cannot run. */
+async function inspectOwn(source, name) {
+  state.ownModel = { source, name, inspection: null };
+  $('own-load').disabled = true;
+  $('own-facts').replaceChildren();
+  say('own-status', `reading ${name}'s metadata…`);
+  try {
+    const inspection = await inspectModel(source);
+    state.ownModel.inspection = inspection;
+    const { info, refusal, memoryLimitBytes } = inspection;
+    const facts = [
+      ['Name', info.name],
+      ['Architecture', info.architecture],
+      ['Parameters', `${(info.parameters / 1e6).toFixed(0)} M`],
+      ['Quantization', info.quantization],
+      ['File', mib(info.fileBytes)],
+      ['Context', `${info.contextLength} tokens served (trained for ${info.trainedContextLength})`],
+      ['Tokenizer', `${info.tokenizer === 'sentence_piece' ? 'SentencePiece' : 'byte-level BPE'}, ${info.vocabSize} tokens`],
+      ['Chat template', info.chatTemplate === 'gguf' ? "the file's own" : `preset "${info.chatTemplate}" (the file has none)`],
+      ['Memory needed', `about ${mib(info.estimatedMemoryBytes)}${memoryLimitBytes ? ` of ${mib(memoryLimitBytes)} WebAssembly can give` : ''}`],
+    ];
+    $('own-facts').replaceChildren(...facts.flatMap(([k, v]) => [element('dt', '', k), element('dd', '', v)]));
+    if (refusal) say('own-status', `${name} cannot be loaded here: ${refusal.message}.`, true);
+    else say('own-status', `${name} can be loaded.`);
+    $('own-load').disabled = Boolean(refusal);
+  } catch (e) {
+    say('own-status', `${name} cannot be loaded: ${e.message}`, true);
+  }
+}
+
+async function loadOwn() {
+  const { source, name } = state.ownModel;
+  await withLoading(async () => {
+    const t0 = performance.now();
+    // A file of the user's has no published sha256 to check; it is read or downloaded as it is.
+    const buffer = source instanceof Blob ? await source.arrayBuffer() : (await getModel({ url: source.url }, showDownload)).buffer;
+    await startModel(buffer, { name }, {}, `${source instanceof Blob ? 'read' : 'downloaded'} in ${(performance.now() - t0).toFixed(0)} ms`);
+  }, name);
 }
 
 /** "WebGPU (adapter)", "2 threads" or "1 thread (why not more)". */
@@ -440,7 +508,8 @@ async function init() {
   state.registry = await (await fetch('registry.json')).json();
   // Benchmark-only entries (random weights) are left to the benchmark page.
   for (const m of chatModels(state.registry).filter((m) => !m.benchmark)) {
-    const option = new Option(`${m.name} — ${m.quantization}${m.bytes ? `, ${(m.bytes / 2 ** 20).toFixed(0)} MiB` : ''}`, m.id);
+    const size = m.bytes ? `, ${(m.bytes / 2 ** 20).toFixed(0)} MiB` : m.estimatedBytes ? `, about ${(m.estimatedBytes / 1e9).toFixed(1)} GB` : '';
+    const option = new Option(`${m.name} — ${m.quantization}${size}${m.tooLarge ? ' (too large for a tab)' : ''}`, m.id);
     option.selected = m.id === state.registry.default;
     $('model-select').append(option);
   }
@@ -458,6 +527,12 @@ async function init() {
 }
 
 $('load').addEventListener('click', loadModel);
+$('own-file').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) inspectOwn(f, f.name); });
+$('own-inspect').addEventListener('click', () => {
+  const url = $('own-url').value.trim();
+  if (url) inspectOwn({ url }, url.split('/').pop() || url);
+});
+$('own-load').addEventListener('click', loadOwn);
 $('ask').addEventListener('click', ask);
 $('question').addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {

@@ -146,6 +146,19 @@ export class Engine {
     return Array.from(this.#require().tokenize(text));
   }
 
+  /**
+   * Teacher forcing: the next-token logits after each prefix of `tokens`, as one Float32Array
+   * per position (vocabulary-sized). Starts a new sequence; for comparing with another runtime.
+   */
+  logitsEach(tokens) {
+    const m = this.#require();
+    if (this.#generating) throw edgeError('busy', 'a generation is already running on this engine');
+    if (this.#onGpu) throw edgeError('invalid_request', 'logitsEach runs on the CPU backend');
+    const flat = m.logitsEach(Uint32Array.from(tokens));
+    const vocab = flat.length / Math.max(tokens.length, 1);
+    return Array.from({ length: tokens.length }, (_, i) => flat.subarray(i * vocab, (i + 1) * vocab));
+  }
+
   /** The prompt text the model's chat template makes of `messages`. */
   renderChat(messages) {
     return this.#require().renderChat(messages);
@@ -193,4 +206,71 @@ export async function loadTokenizer(ggufBytes, options = {}) {
     count: (text) => tokenizer.count(text),
     free: () => tokenizer.free(),
   };
+}
+
+/** Bytes read first when describing a GGUF file; doubled while the tables run past them. */
+const INSPECT_FIRST_BYTES = 8 * 2 ** 20;
+
+/**
+ * What a GGUF model is and needs, before it is loaded or downloaded: its metadata and tensor
+ * table are read from the start of the file (a few MB; more while they run past what was read).
+ * `source`: a File/Blob (the page's file picker), bytes, or `{ url }` (read with HTTP Range
+ * requests; a server that ignores Range sends the whole file, of which only the start is read).
+ * Resolves to { info: ModelInfo, memoryLimitBytes, refusal: { code, message } | null }; rejects
+ * with an EdgeLLMError when the file is not a model edgellm runs (and says why).
+ */
+export async function inspectModel(source, options = {}) {
+  const { wasm: wasmSource, threads, ...loadOptions } = options;
+  await initWasm({ source: wasmSource, threads });
+  const { read, size } = await prefixReader(source);
+  for (let want = INSPECT_FIRST_BYTES; ; want *= 2) {
+    const prefix = await read(Math.min(want, size));
+    try {
+      return renameKeys(wasm().inspectGguf(prefix, size, coreRequest(loadOptions)), toCamel);
+    } catch (e) {
+      // Tables that run past the bytes read: read more, up to the whole file.
+      if (!(e.code === 'invalid_gguf' && /truncated/.test(e.message) && prefix.length < size)) throw e;
+    }
+  }
+}
+
+/** `{ read(n) → the first n bytes of source, size: its size in bytes }`. */
+async function prefixReader(source) {
+  if (typeof Blob !== 'undefined' && source instanceof Blob) {
+    return { read: async (n) => new Uint8Array(await source.slice(0, n).arrayBuffer()), size: source.size };
+  }
+  if (source?.url) {
+    let length = null;
+    const read = async (n) => {
+      const response = await fetch(source.url, { headers: { Range: `bytes=0-${n - 1}` } });
+      if (!response.ok) throw edgeError('invalid_request', `${source.url}: HTTP ${response.status}`);
+      const total = Number(response.headers.get('content-range')?.split('/')[1] ?? response.headers.get('content-length'));
+      if (Number.isFinite(total) && total > 0) length = total;
+      const chunks = [];
+      let got = 0;
+      const reader = response.body.getReader();
+      while (got < n) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        got += value.length;
+      }
+      await reader.cancel().catch(() => {});
+      const out = new Uint8Array(Math.min(got, n));
+      let at = 0;
+      for (const c of chunks) {
+        out.set(c.subarray(0, Math.min(c.length, out.length - at)), at);
+        at += c.length;
+        if (at >= out.length) break;
+      }
+      return out;
+    };
+    // The first request learns the size; the loop then asks for no more than there is.
+    const first = await read(INSPECT_FIRST_BYTES);
+    if (length === null) throw edgeError('invalid_request', `${source.url}: the server did not say how large the file is`);
+    let cached = first;
+    return { read: async (n) => (n <= cached.length ? cached.subarray(0, n) : (cached = await read(n))), size: length };
+  }
+  const bytes = asBytes(source);
+  return { read: async (n) => bytes.subarray(0, n), size: bytes.length };
 }

@@ -89,8 +89,12 @@ export interface ModelInfo {
   fileBytes: number;
   ggufVersion: number;
   parameters: number;
+  /** As llama.cpp names the file's type ("Q4_K_M"), or its main tensor type. */
+  quantization: string;
   tensorTypes: Record<string, number>;
+  /** The context served, and the one the model was trained for. */
   contextLength: number;
+  trainedContextLength: number;
   vocabSize: number;
   tokenizer: 'byte_level_bpe' | 'sentence_piece';
   chatTemplate: string;
@@ -193,6 +197,8 @@ export declare class Engine implements EngineInterface {
   lastResult(): GenerationResult;
   abort(): void;
   tokenize(text: string): number[];
+  /** Teacher forcing: next-token logits after each prefix of `tokens` (CPU backend). */
+  logitsEach(tokens: number[]): Float32Array[];
   renderChat(messages: Message[]): string;
   unload(): void;
   readonly loaded: boolean;
@@ -239,6 +245,21 @@ export declare function webgpuStatus(): Promise<{ available: true; adapter: stri
 export declare function fetchEmbedderFiles(baseUrl: string | URL): Promise<{ config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array }>;
 
 /** A model's tokenizer from GGUF bytes, without loading weights: synchronous counts. */
+/** What a GGUF model is and needs, from the start of its file, before it is loaded or downloaded. */
+export interface Inspection {
+  info: Omit<ModelInfo, 'loadTimings' | 'runtime'>;
+  /** What WebAssembly can give a model here (null natively). */
+  memoryLimitBytes: number | null;
+  /** Why loading would be refused (too_large), or null. */
+  refusal: { code: EdgeLLMErrorCode; message: string } | null;
+}
+
+/** Reads a File/Blob, bytes, or `{ url }` (HTTP Range requests); rejects for a file edgellm cannot run. */
+export declare function inspectModel(
+  source: Blob | Uint8Array | ArrayBuffer | { url: string },
+  options?: Pick<LoadOptions, 'contextLength' | 'template' | 'maxMemoryBytes'>,
+): Promise<Inspection>;
+
 export declare function loadTokenizer(ggufBytes: Uint8Array | ArrayBuffer, options?: { wasm?: LoadOptions['wasm'] }): Promise<{
   encode(text: string): number[];
   count(text: string): number;

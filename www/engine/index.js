@@ -1,6 +1,6 @@
 // edgellm's JavaScript API. Engine runs the model on the calling thread (workers, Node, edge
 // runtimes); WorkerEngine runs the same engine in a Web Worker for pages.
-export { Engine, loadTokenizer } from './core.js';
+export { Engine, loadTokenizer, inspectModel } from './core.js';
 export { initWasm, runtime, defaultThreads, threadsUnavailableReason } from './runtime.js';
 export { WorkerEngine } from './client.js';
 export { Embedder, Reranker, fetchEmbedderFiles } from './embedder.js';
