@@ -113,10 +113,6 @@ impl Gguf {
         Metadata(&self.content.metadata)
     }
 
-    pub fn architecture(&self) -> Result<String> {
-        Ok(self.metadata().string("general.architecture")?.to_string())
-    }
-
     pub fn total_tensor_bytes(&self) -> u64 {
         self.tensor_bytes.values().sum()
     }

@@ -208,7 +208,7 @@ impl<'a> Exporter<'a> {
         }
         let src = TensorSource::new(&gguf, bytes);
         let embed = src.matrix("token_embd.weight")?;
-        let output = src.matrix(if src.has("output.weight") { "output.weight" } else { "token_embd.weight" })?;
+        let output = src.matrix(cfg.output_tensor())?;
         if embed.cols != cfg.n_embd || output.cols != cfg.n_embd {
             bail!(InvalidGguf, "the embedding table and output layer must have {} columns", cfg.n_embd);
         }
@@ -283,8 +283,7 @@ impl<'a> Exporter<'a> {
         } else if let Some(shard) = m.layers.iter().find(|s| s.file == name) {
             layer_graph(cfg, &w, &shard.layers, &self.slots)?
         } else if let Some([start, end]) = m.heads.iter().find(|s| s.file == name).and_then(|s| s.vocab) {
-            let tied = !src.has("output.weight");
-            let output = src.matrix(if tied { "token_embd.weight" } else { "output.weight" })?;
+            let output = src.matrix(cfg.output_tensor())?;
             let mut rows = vec![0f32; (end - start) * cfg.n_embd];
             for (r, row) in rows.chunks_exact_mut(cfg.n_embd).enumerate() {
                 output.dequantize_row(self.bytes, start + r, row);

@@ -101,10 +101,6 @@ impl<'a> TensorSource<'a> {
         Ok((out, m.rows, m.cols))
     }
 
-    pub fn has(&self, name: &str) -> bool {
-        self.content.tensor_infos.contains_key(name)
-    }
-
     fn info(&self, name: &str) -> Result<&candle_core::quantized::gguf_file::TensorInfo> {
         match self.content.tensor_infos.get(name) {
             Some(info) => Ok(info),
