@@ -51,8 +51,8 @@ WASM_BINDGEN_USE_BROWSER=1 WASM_BINDGEN_TEST_WEBDRIVER_JSON="$webdriver/webdrive
   RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
   cargo test --release --target wasm32-unknown-unknown --target-dir target/relaxed --test kernels
 
-section "wasm package in Node and in headless Chromium (node --test)"
-node --test --test-concurrency=1 tests/js/ tests/browser/
+section "wasm package in Node, the HTTP service in workerd, Deno and Node, and the page in headless Chromium (node --test)"
+node --test --test-concurrency=1 tests/js/ tests/service/ tests/browser/
 
 if [ "$slow" = 1 ]; then
   section "slow: ONNX backend natively (onnx/: exporter, wonnx on Vulkan — lavapipe when there is no GPU)"

@@ -12,7 +12,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Engine, Embedder, loadTokenizer } from '../www/engine/index.js';
+import { Engine, loadTokenizer } from '../www/engine/index.js';
 import { DocumentIndex } from '../www/rag/index.js';
 import { buildCitedPrompt, indexDocuments, sampleCorpus } from '../www/rag/pipeline.js';
 import { BENCH_QUERIES, benchmarkModel, formatRatios, formatTable } from '../www/bench/bench.js';
@@ -42,8 +42,10 @@ const files = new Set(modelIds.map((id) => {
 execFileSync('python3', [new URL('../models/fetch.py', import.meta.url).pathname, ...files], { stdio: ['ignore', 'ignore', 'inherit'] });
 
 async function inNode() {
-  const embedder = await Embedder.load();
-  const embed = (texts) => embedder.embed(texts);
+  // Retrieval's embedder on an engine of its own, as the page keeps one in its retrieval worker.
+  const retrieval = new Engine();
+  await retrieval.loadEmbedder();
+  const embed = (texts) => retrieval.embed(texts);
   const index = new DocumentIndex();
   const corpus = new URL('../www/corpus/', import.meta.url);
   await indexDocuments(index, await sampleCorpus((f) => readFile(new URL(f, corpus), 'utf8')), embed);
@@ -86,7 +88,6 @@ async function inNode() {
     engine.unload();
     tokenizer.free();
   }
-  embedder.free();
   return { runtime: `node ${process.version}`, rows };
 }
 

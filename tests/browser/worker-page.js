@@ -47,6 +47,10 @@ window.runWorkerTest = async (modelUrl, threads) => {
   } catch (e) {
     report.abort = { name: e.name, pieces: n };
   }
+  // Leaving a stream early ends its generation in the worker: the next call is not 'busy'.
+  let early = 0;
+  for await (const _ of engine.stream({ prompt: '1, 2, 3, 4, 5,', maxNewTokens: 200 })) if (++early === 2) break;
+  report.afterBreak = { last: (await engine.lastResult()).finishReason, next: (await engine.generate({ prompt: 'Hello', maxNewTokens: 2 })).timings.generatedTokens };
   report.memory = await engine.memory();
   engine.terminate();
   return report;

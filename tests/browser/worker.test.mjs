@@ -16,6 +16,7 @@ test(`SmolLM2 answers in a Web Worker in Chromium on ${threads} thread(s); bad i
     assert.match(r.result.text, /Paris/, JSON.stringify(r.result));
     assert.equal(r.pieces.join(''), r.result.text);
     assert.equal(r.streamed, r.result.text);
+    assert.deepEqual(r.afterBreak, { last: 'aborted', next: 2 }, 'breaking out of stream() aborts the generation');
     // The abort crosses to the worker while it computes: it lands within a token or two.
     assert.equal(r.abort?.name, 'AbortError');
     assert.ok(r.abort.pieces >= 3 && r.abort.pieces <= 5, JSON.stringify(r.abort));

@@ -52,8 +52,9 @@ test('an AbortSignal stops generation between tokens', async () => {
     }),
     { name: 'AbortError' },
   );
-  assert.equal(engine.lastResult().finishReason, 'aborted');
-  assert.ok(engine.lastResult().timings.generatedTokens <= 5);
+  const aborted = await engine.lastResult();
+  assert.equal(aborted.finishReason, 'aborted');
+  assert.ok(aborted.timings.generatedTokens <= 5);
   // The engine is free for the next request.
   const again = await engine.generate({ prompt: 'Hello', maxNewTokens: 2 });
   assert.equal(again.timings.generatedTokens, 2);
@@ -110,4 +111,17 @@ test('an ONNX (WebGPU) load in a runtime without WebGPU says so, and the CPU pat
   const { text } = await engine.generate({ messages: question, maxNewTokens: 12 });
   assert.match(text, /Paris/);
   engine.unload();
+});
+
+test('leaving a stream early aborts its generation; the engine serves the next one', async () => {
+  const engine = new Engine();
+  await engine.load(smollm2);
+  let pieces = 0;
+  for await (const _ of engine.stream({ prompt: '1, 2, 3, 4, 5,', maxNewTokens: 200 })) if (++pieces === 2) break;
+  const left = await engine.lastResult();
+  assert.equal(left.finishReason, 'aborted');
+  assert.ok(left.timings.generatedTokens <= 3);
+  const next = await engine.generate({ prompt: 'Hello', maxNewTokens: 2 });
+  assert.equal(next.timings.generatedTokens, 2);
+  await engine.unload();
 });

@@ -88,7 +88,7 @@ test('errors: every Rust ErrorCode is in the catalogue, marked as from Rust, and
 });
 
 test('errors: each entry says what happened and what to do, in one line', () => {
-  const origins = new Set(['rust', 'engine', 'retrieval', 'prompt']);
+  const origins = new Set(['rust', 'engine', 'retrieval', 'prompt', 'service']);
   for (const [code, entry] of Object.entries(ERROR_CODES)) {
     assert.match(code, /^[a-z][a-z0-9]*(_[a-z0-9]+)*$/, `${code}: codes are snake_case`);
     assert.deepEqual(Object.keys(entry).sort(), ['action', 'origin', 'what'], code);
@@ -191,5 +191,5 @@ test('errors: a real wasm error and the engine state errors carry catalogue code
     return true;
   });
   await assert.rejects(engine.load('not bytes'), (e) => e instanceof EdgeLLMError && e.code === 'invalid_request');
-  assert.throws(() => engine.info(), (e) => e instanceof EdgeLLMError && e.code === 'not_loaded' && ERROR_CODES[e.code].origin === 'engine');
+  await assert.rejects(engine.info(), (e) => e instanceof EdgeLLMError && e.code === 'not_loaded' && ERROR_CODES[e.code].origin === 'engine');
 });

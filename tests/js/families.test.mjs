@@ -104,18 +104,18 @@ async function compare(family, bytes, file, contextLength) {
     const expected = new Template(llama.chatTemplate).render({
       messages: asRendered, add_generation_prompt: true, bos_token: info.bosToken, eos_token: info.eosToken,
     });
-    assert.equal(engine.renderChat(conversation), expected);
-    const chat = engine.renderChat(conversation.slice(0, 2));
+    assert.equal(await engine.renderChat(conversation), expected);
+    const chat = await engine.renderChat(conversation.slice(0, 2));
     for (const text of [...TEXTS, chat]) {
       // BOS where the model asks for it (llama.cpp's add_special), but not a second one in front
       // of a template's own (llama.cpp adds it and warns; we do not).
       const addBos = llama.addsBos && !(info.bosToken && text.startsWith(info.bosToken));
-      assert.deepEqual(engine.tokenize(text), llama.tokenize(text, { addBos }), `tokens of ${JSON.stringify(text)}`);
+      assert.deepEqual(await engine.tokenize(text), llama.tokenize(text, { addBos }), `tokens of ${JSON.stringify(text)}`);
     }
 
-    const tokens = engine.tokenize(`${chat}${TEXTS.join(' ')} ${TEXTS.join(' ')}`).slice(0, SEQUENCE_TOKENS);
+    const tokens = (await engine.tokenize(`${chat}${TEXTS.join(' ')} ${TEXTS.join(' ')}`)).slice(0, SEQUENCE_TOKENS);
     assert.equal(tokens.length, SEQUENCE_TOKENS);
-    const ours = engine.logitsEach(tokens);
+    const ours = await engine.logitsEach(tokens);
     const theirs = await llama.teacherForced(tokens);
     assert.equal(ours.length, tokens.length);
     assert.equal(theirs.length, tokens.length);

@@ -8,10 +8,11 @@ import { DocumentIndex } from '../rag/index.js';
 import { indexDocuments, sampleCorpus } from '../rag/pipeline.js';
 import { answerQuestion, Conversation, DECODINGS } from '../rag/answer.js';
 import { warmSentenceVectors } from '../rag/extract.js';
+import { AnswerCache, cacheScope } from '../rag/answer-cache.js';
 import { renderAnswer, renderSources, citationElement, inlineNodes } from './render.js';
 import { getModel, clearModels, modelUrl, bertFiles, BERT_FILES, chatModels, chatModelSource, answerPreset } from './storage.js';
 import { readDocument, ACCEPTED } from './documents.js';
-import { loadIndex, saveIndex } from './store.js';
+import { loadIndex, saveIndex, loadAnswerCache, saveAnswerCache, clearAnswerCache } from './store.js';
 
 const $ = (id) => document.getElementById(id);
 const WASM32_LIMIT = 4 * 2 ** 30;
@@ -22,6 +23,7 @@ const state = {
   tokenizer: null, // synchronous token counts for the loaded model
   modelInfo: null,
   embedderReady: null, // Promise
+  embedderId: null, // the registry id of the embedding model, once loaded (null: questions skip the answer cache)
   rerankerLoaded: false,
   index: new DocumentIndex(),
   conversation: new Conversation(), // what earlier turns give a new question (www/rag/answer.js)
@@ -35,6 +37,9 @@ const state = {
   // Sentence vectors of the indexed passages, embedded in the background after indexing, so the
   // quick extractive answer only has to embed the question.
   sentenceCache: new Map(),
+  // Answers to earlier questions, served again for the same question in other words
+  // (www/rag/answer-cache.js); kept in IndexedDB beside the index.
+  answerCache: new AnswerCache(),
 };
 
 /** Embed the indexed passages' sentences while the page is idle (batch by batch in the worker). */
@@ -55,7 +60,9 @@ function num(id) {
 // ---- models -----------------------------------------------------------------------------
 
 async function loadEmbedder() {
-  await state.engine.loadEmbedder(await bertFiles(state.registry.models.find((m) => m.kind === 'embedding')));
+  const entry = state.registry.models.find((m) => m.kind === 'embedding');
+  await state.engine.loadEmbedder(await bertFiles(entry));
+  state.embedderId = entry.id;
 }
 
 async function loadModel() {
@@ -292,14 +299,23 @@ function renderPreset() {
   if (preset?.maxNewTokens && !state.maxTokensTouched) $('max-new-tokens').value = String(preset.maxNewTokens);
 }
 
-/** Decoding for the next answer: the preset's fields (or greedy), the answer length and `signal`. */
-function decodingRequest(signal) {
+/** Decoding for the next answer: the preset's fields (or greedy) and the answer length. */
+function decodingSettings() {
   const maxNewTokens = num('max-new-tokens') > 0 ? Math.round(num('max-new-tokens')) : (state.preset?.maxNewTokens ?? 256);
   if ($('decoding').value === 'preset' && state.preset) {
     const { maxNewTokens: _, ...preset } = state.preset;
-    return { ...preset, maxNewTokens, signal };
+    return { ...preset, maxNewTokens };
   }
-  return { ...DECODINGS.greedy, maxNewTokens, signal };
+  return { ...DECODINGS.greedy, maxNewTokens };
+}
+
+/** Retrieval for the next answer, from the Settings. */
+function retrievalSettings() {
+  return {
+    topKInitial: num('top-k-initial'),
+    topKFinal: num('top-k-final'),
+    weights: { lexical: num('weight-lexical'), dense: num('weight-dense') },
+  };
 }
 
 // ---- the conversation ---------------------------------------------------------------------
@@ -313,6 +329,9 @@ const FINISH = {
 };
 
 const fixed = (x, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : '–');
+
+/** "stop", or "length (hit max answer tokens)". */
+const describeFinish = (reason) => `${reason}${FINISH[reason] && FINISH[reason] !== reason ? ` (${FINISH[reason]})` : ''}`;
 
 function element(tag, className, text) {
   const el = document.createElement(tag);
@@ -340,8 +359,10 @@ class TurnView {
     this.quick.append(element('h4', null, 'Quick answer from your documents'), this.quickText);
     const reply = element('section', 'reply');
     this.statusEl = element('p', 'turn-status', 'Searching your documents…');
+    this.cachedEl = element('p', 'answer-cached');
+    this.cachedEl.hidden = true;
     this.answerEl = element('div', 'answer');
-    reply.append(element('h4', null, 'Answer'), this.statusEl, this.answerEl);
+    reply.append(element('h4', null, 'Answer'), this.statusEl, this.cachedEl, this.answerEl);
     this.sourcesBlock = element('section', 'sources-block');
     this.sourcesBlock.hidden = true;
     this.sourcesList = element('ol', 'sources');
@@ -410,7 +431,6 @@ class TurnView {
       if (mark) passage.scrollTop = Math.max(0, mark.offsetTop - passage.offsetTop - 8);
     }
     const t = result.timings ?? {};
-    const rt = result.retrieval ?? {};
     const d = this.el.dataset;
     d.finishReason = result.finishReason;
     d.promptTokens = String(t.promptTokens ?? '');
@@ -420,6 +440,24 @@ class TurnView {
     d.citationsInvalid = (result.citations?.invalid ?? []).join(',');
     d.citationsAttributed = (result.attributed?.added ?? []).map((a) => a.n).join(',');
     d.followUp = String(!!result.followUp);
+    d.cached = String(!!result.cached);
+    this.timingsEl.textContent = (result.cached ? this.#cachedParts(result) : this.#generatedParts(result)).join(' · ');
+    this.setState('done');
+  }
+
+  /** An answer served from the answer cache: the earlier turn's, marked as such. */
+  finishCached(result) {
+    const { question, savedMs } = result.cached;
+    this.cachedEl.textContent = `Cached answer (similar question: “${question}”), saved ${fixed(savedMs / 1000, 1)} s`;
+    this.cachedEl.hidden = false;
+    this.showSources(result.sources);
+    if (result.extractive) this.showQuick(result.extractive);
+    this.finish(result);
+  }
+
+  #generatedParts(result) {
+    const t = result.timings ?? {};
+    const rt = result.retrieval ?? {};
     const parts = [
       `retrieval ${fixed(rt.totalMs)} ms (embedding ${fixed(rt.embedMs)} ms${rt.rerankMs ? `, reranking ${fixed(rt.rerankMs)} ms` : ''})`,
       ...(result.extractive ? [`quick answer ${fixed(result.extractive.ms)} ms`] : []),
@@ -427,14 +465,27 @@ class TurnView {
       `prefill ${fixed(t.prefillTokS, 1)} tok/s`,
       `first token ${fixed(t.timeToFirstTokenMs)} ms`,
       `${t.generatedTokens ?? '–'} tokens at ${fixed(t.decodeTokS, 1)} tok/s`,
-      `${result.finishReason}${FINISH[result.finishReason] && FINISH[result.finishReason] !== result.finishReason ? ` (${FINISH[result.finishReason]})` : ''}`,
+      describeFinish(result.finishReason),
     ];
     if (result.followUp) parts.push(`follow-up: searched as “${result.retrievalQuery}”`);
-    if (result.citations?.invalid?.length) parts.push(`cites ${result.citations.invalid.map((n) => `[${n}]`).join(' ')}, which name no source`);
-    else if (result.attributed) parts.push(`the model cited no source: ${[...new Set(result.attributed.added.map((a) => `[${a.n}]`))].join(' ')} added by similarity`);
-    else if (result.citations && !result.citations.hasValid && this.sources.length) parts.push('cites no source');
-    this.timingsEl.textContent = parts.join(' · ');
-    this.setState('done');
+    parts.push(...this.#citationNotes(result));
+    return parts;
+  }
+
+  #cachedParts(result) {
+    const { similarity, lookupMs } = result.cached;
+    return [
+      `answered from the answer cache in ${fixed(lookupMs)} ms (similarity ${fixed(similarity, 3)})`,
+      `originally ${describeFinish(result.finishReason)}`,
+      ...this.#citationNotes(result),
+    ];
+  }
+
+  #citationNotes(result) {
+    if (result.citations?.invalid?.length) return [`cites ${result.citations.invalid.map((n) => `[${n}]`).join(' ')}, which name no source`];
+    if (result.attributed) return [`the model cited no source: ${[...new Set(result.attributed.added.map((a) => `[${a.n}]`))].join(' ')} added by similarity`];
+    if (result.citations && !result.citations.hasValid && this.sources.length) return ['cites no source'];
+    return [];
   }
 
   fail(error) {
@@ -463,6 +514,11 @@ async function ask() {
   $('stop').disabled = false;
   const controller = state.controller = new AbortController();
   try {
+    const cached = await cachedAnswer(question);
+    if (cached.hit) {
+      view.finishCached(cached.hit);
+      return;
+    }
     const result = await answerQuestion({
       question,
       conversation: state.conversation,
@@ -472,18 +528,15 @@ async function ask() {
       rerank: state.rerankerLoaded ? (q, candidates) => state.engine.rerank(q, candidates.map((c) => c.text)) : undefined,
       countTokens: state.tokenizer.count,
       contextLength: state.modelInfo.contextLength,
-      retrieval: {
-        topKInitial: num('top-k-initial'),
-        topKFinal: num('top-k-final'),
-        weights: { lexical: num('weight-lexical'), dense: num('weight-dense') },
-      },
-      request: decodingRequest(controller.signal),
+      retrieval: retrievalSettings(),
+      request: { ...decodingSettings(), signal: controller.signal },
       generate: (request, onToken) => state.engine.generate(request, onToken),
       onSources: (sources) => view.showSources(sources),
       onExtractive: (quick) => view.showQuick(quick),
       onToken: (piece) => view.stream(piece),
     });
     view.finish(result);
+    if (cached.vector) cacheAnswer(cached.vector, result);
   } catch (e) {
     view.fail(e);
   } finally {
@@ -491,6 +544,120 @@ async function ask() {
     $('ask').disabled = !state.tokenizer || $('load').disabled;
     $('stop').disabled = true;
   }
+}
+
+// ---- the answer cache ---------------------------------------------------------------------
+
+/**
+ * Everything an answer depends on besides the question: the corpus, the model, and the settings
+ * of retrieval, decoding and the conversation. A change of any of them empties the cache.
+ */
+function answerScope() {
+  return cacheScope({
+    corpus: state.index.fingerprint(),
+    model: state.loadedEntry.id ?? `own:${state.loadedEntry.name}`,
+    settings: {
+      embedder: state.embedderId,
+      retrieval: retrievalSettings(),
+      reranker: state.rerankerLoaded,
+      decoding: decodingSettings(),
+      rule: state.conversation.rule,
+      contextLength: state.modelInfo.contextLength,
+    },
+  });
+}
+
+/**
+ * Look the question up in the answer cache. Only a question that stands alone is looked up (and
+ * later stored): a follow-up is searched and answered with the turns before it, and under the
+ * full-history rule every answer depends on them. Without the embedder there is nothing to compare.
+ * @returns {Promise<{ hit?: object, vector?: Float32Array }>} the turn to show for a hit; else the
+ *          question's vector if its answer may be stored
+ */
+async function cachedAnswer(question) {
+  const context = state.conversation.contextFor(question);
+  if (context.followUp || context.history.length > 0) return {};
+  await state.embedderReady?.catch(() => {}); // still loading: retrieval would wait for it too
+  if (!state.embedderId) return {};
+  const startedAt = performance.now();
+  const [vector] = await state.engine.embed([question]);
+  const cache = state.answerCache;
+  const invalidated = cache.useScope(answerScope());
+  const hit = cache.lookup(vector, question);
+  if (!hit) {
+    if (invalidated) persistAnswerCache();
+    renderAnswerCacheStats();
+    return { vector };
+  }
+  const turn = {
+    ...hit.answer,
+    supports: new Map(hit.answer.supports),
+    question,
+    retrievalQuery: question,
+    followUp: false,
+    topic: question,
+    cached: { question: hit.question, similarity: hit.similarity, savedMs: hit.savedMs, lookupMs: performance.now() - startedAt },
+  };
+  // Recorded like any answer, so that a follow-up to it finds its topic.
+  state.conversation.record(turn);
+  persistAnswerCache();
+  renderAnswerCacheStats();
+  return { hit: turn };
+}
+
+/** Keep an answer that ended by itself or at its length limit (not one stopped, cut or failed). */
+function cacheAnswer(vector, result) {
+  if (result.finishReason !== 'stop' && result.finishReason !== 'length') return;
+  const answer = {
+    text: result.text,
+    finishReason: result.finishReason,
+    sources: result.sources,
+    citations: result.citations,
+    attributed: result.attributed,
+    supports: [...result.supports],
+    extractive: result.extractive,
+  };
+  state.answerCache.store(vector, { question: result.question, answer, ms: result.totalMs });
+  persistAnswerCache();
+  renderAnswerCacheStats();
+}
+
+function persistAnswerCache() {
+  saveAnswerCache(state.answerCache.toJSON()).catch((e) => console.warn(`The answer cache could not be saved: ${e.message}`));
+}
+
+/** The stored cache, or an empty one: a corrupt or foreign record is dropped, not trusted. */
+async function restoreAnswerCache() {
+  const saved = await loadAnswerCache().catch(() => undefined);
+  if (saved === undefined) return new AnswerCache();
+  try {
+    return AnswerCache.fromJSON(saved);
+  } catch (e) {
+    console.warn(`Discarding the stored answer cache: ${e.message}`);
+    await clearAnswerCache().catch(() => {});
+    return new AnswerCache();
+  }
+}
+
+function renderAnswerCacheStats() {
+  const { entries, lookups, hits, hitRate, timeSavedMs } = state.answerCache.stats();
+  say('answer-cache-status', `${entries} answers kept; ${hits} of ${lookups} questions answered from the cache (${fixed(100 * hitRate)}%), ${fixed(timeSavedMs / 1000, 1)} s saved.`);
+}
+
+// ---- export ---------------------------------------------------------------------------------
+
+/** Download the document index as edgellm-index.json (the format of DocumentIndex.toJSON, README "Index file"). */
+function exportIndex() {
+  const blob = new Blob([JSON.stringify(state.index.toJSON())], { type: 'application/json' });
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = 'edgellm-index.json';
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // Revoked later, not at once: the download reads the blob after click() returns.
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 function newConversation() {
@@ -514,6 +681,8 @@ async function init() {
     $('model-select').append(option);
   }
   say('model-status', 'Pick a model and press Load.');
+  state.answerCache = await restoreAnswerCache();
+  renderAnswerCacheStats();
   state.embedderReady = loadEmbedder();
   const saved = await loadIndex();
   if (saved) {
@@ -549,6 +718,12 @@ $('clear-cache').addEventListener('click', async () => {
   say('model-status', 'Model cache cleared.');
 });
 $('files').addEventListener('change', (e) => addFiles([...e.target.files]));
+$('export-index').addEventListener('click', exportIndex);
+$('clear-answer-cache').addEventListener('click', () => {
+  state.answerCache.clear();
+  persistAnswerCache();
+  renderAnswerCacheStats();
+});
 $('reranker-files').addEventListener('change', (e) => rerankerFromFiles(e.target.files));
 $('reranker-load').addEventListener('click', () => rerankerFromUrl($('reranker-url').value));
 const drop = $('drop');

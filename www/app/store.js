@@ -1,9 +1,11 @@
 // The document index in IndexedDB, so it survives a reload: one record holding the serialised
-// DocumentIndex (chunks, lexical index, vectors) and the list of documents.
+// DocumentIndex (chunks, lexical index, vectors) and the list of documents; and beside it the FAQ
+// answer cache (AnswerCache.toJSON, www/rag/answer-cache.js), under a key of its own.
 
 const DB = 'edgellm';
 const STORE = 'rag';
 const KEY = 'index-v1';
+const ANSWER_CACHE_KEY = 'answer-cache-v1';
 
 function open() {
   return new Promise((resolve, reject) => {
@@ -26,3 +28,6 @@ function run(mode, fn) {
 export const loadIndex = () => run('readonly', (s) => s.get(KEY));
 export const saveIndex = (value) => run('readwrite', (s) => s.put(value, KEY));
 export const clearIndex = () => run('readwrite', (s) => s.delete(KEY));
+export const loadAnswerCache = () => run('readonly', (s) => s.get(ANSWER_CACHE_KEY));
+export const saveAnswerCache = (value) => run('readwrite', (s) => s.put(value, ANSWER_CACHE_KEY));
+export const clearAnswerCache = () => run('readwrite', (s) => s.delete(ANSWER_CACHE_KEY));

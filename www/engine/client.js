@@ -1,8 +1,11 @@
-// WorkerEngine: the Engine interface (load, stream, generate, abort, tokenize, unload) with the
-// engine running in a Web Worker, so the page never freezes while the model computes.
+// WorkerEngine: the Engine interface (index.d.ts EngineInterface) with the engine running in a
+// Web Worker, so the page never freezes while the model computes. Each method is one protocol.js
+// CALL of the Engine method of the same name; only the generation (streamed tokens, aborts) and
+// load (transferable bytes) need more than forwarding.
 
 import { Kind, deserializeError } from './protocol.js';
 import { edgeError } from './errors.js';
+import { abortError } from './scheduling.js';
 
 export class WorkerEngine {
   #worker;
@@ -32,7 +35,7 @@ export class WorkerEngine {
     else p.reject(deserializeError(msg.error));
   }
 
-  #call(kind, fields = {}, { transfer = [], onToken } = {}) {
+  #send(kind, fields, { transfer = [], onToken } = {}) {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, onToken });
@@ -40,20 +43,22 @@ export class WorkerEngine {
     });
   }
 
+  #call(method, ...args) {
+    return this.#send(Kind.CALL, { method, args });
+  }
+
   /**
    * Choose the wasm build in the worker before anything else runs there: { threads } (default:
    * all cores up to 4 when the page is cross-origin isolated, else 1). Resolves to
    * { build: 'single' | 'threads', threads, fallback }.
    */
-  init(options = {}) {
-    return this.#call(Kind.INIT, { options });
-  }
+  init(options = {}) { return this.#call('init', options); }
 
   /** Load a GGUF model. The bytes are copied unless `options.transfer` is true. */
   load(bytes, options = {}) {
     const { transfer, ...rest } = options;
     const buffer = bytes instanceof ArrayBuffer ? bytes : bytes.buffer;
-    return this.#call(Kind.LOAD, { bytes, options: rest }, { transfer: transfer ? [buffer] : [] });
+    return this.#send(Kind.CALL, { method: 'load', args: [bytes, rest] }, { transfer: transfer ? [buffer] : [] });
   }
 
   /** Generate to the end; resolves to { text, finishReason, timings }. */
@@ -61,33 +66,47 @@ export class WorkerEngine {
     const { signal, ...rest } = request ?? {};
     const id = this.#nextId;
     const onAbort = () => this.#worker.postMessage({ kind: Kind.ABORT, target: id });
-    if (signal?.aborted) throw new DOMException('the generation was aborted', 'AbortError');
+    if (signal?.aborted) throw abortError();
     signal?.addEventListener('abort', onAbort, { once: true });
     this.#running = id;
     try {
-      return await this.#call(Kind.GENERATE, { request: rest }, { onToken });
+      return await this.#send(Kind.GENERATE, { request: rest }, { onToken });
     } finally {
       signal?.removeEventListener('abort', onAbort);
       if (this.#running === id) this.#running = null;
     }
   }
 
-  /** The answer as an AsyncIterable of text pieces. */
+  /** The answer as an AsyncIterable of text pieces; leaving the loop early aborts the generation. */
   async *stream(request) {
+    const { signal, ...rest } = request ?? {};
+    if (signal?.aborted) throw abortError();
+    const controller = new AbortController();
+    const forward = () => controller.abort();
+    signal?.addEventListener('abort', forward, { once: true });
     const queue = [];
     let wake = null;
     let done = false;
     let failure = null;
-    this.generate(request, (piece) => { queue.push(piece); wake?.(); })
+    const finished = this.generate({ ...rest, signal: controller.signal }, (piece) => { queue.push(piece); wake?.(); })
       .catch((e) => { failure = e; })
       .finally(() => { done = true; wake?.(); });
-    for (;;) {
-      if (queue.length) { yield queue.shift(); continue; }
-      if (done) break;
-      await new Promise((r) => (wake = r));
-      wake = null;
+    try {
+      for (;;) {
+        if (queue.length) { yield queue.shift(); continue; }
+        if (done) break;
+        await new Promise((r) => (wake = r));
+        wake = null;
+      }
+      if (failure) throw failure;
+    } finally {
+      signal?.removeEventListener('abort', forward);
+      // The consumer stopped early: end the worker's generation before the next call needs it.
+      if (!done) {
+        controller.abort();
+        await finished;
+      }
     }
-    if (failure) throw failure;
   }
 
   /** Stop the generation in progress (its promise rejects with an AbortError). */
@@ -96,44 +115,36 @@ export class WorkerEngine {
   }
 
   /** What is loaded (as load() resolved), with figures that change: the ONNX model's shardMs. */
-  info() {
-    return this.#call(Kind.INFO);
-  }
+  info() { return this.#call('info'); }
 
-  tokenize(text) {
-    return this.#call(Kind.TOKENIZE, { text });
-  }
+  /** { text, finishReason, timings } of the last generation. */
+  lastResult() { return this.#call('lastResult'); }
 
-  unload() {
-    return this.#call(Kind.UNLOAD);
-  }
+  tokenize(text) { return this.#call('tokenize', text); }
 
-  memory() {
-    return this.#call(Kind.MEMORY);
-  }
+  /** Teacher forcing: the next-token logits after each prefix of `tokens` (CPU backend). */
+  logitsEach(tokens) { return this.#call('logitsEach', tokens); }
+
+  renderChat(messages) { return this.#call('renderChat', messages); }
+
+  unload() { return this.#call('unload'); }
+
+  memory() { return this.#call('memory'); }
 
   /**
    * Load the sentence-embedding model: bytes of { config, weights, tokenizer } (BERT safetensors,
    * on the CPU) or { onnx, tokenizer } (an ONNX graph on WebGPU; options: { seqLen }).
    */
-  loadEmbedder(files, options = {}) {
-    return this.#call(Kind.LOAD_EMBEDDER, { files, options });
-  }
+  loadEmbedder(files, options = {}) { return this.#call('loadEmbedder', files, options); }
 
   /** One unit-length Float32Array per text. */
-  embed(texts) {
-    return this.#call(Kind.EMBED, { texts });
-  }
+  embed(texts) { return this.#call('embed', texts); }
 
   /** Load a cross-encoder reranker (bytes of config.json, model.safetensors, tokenizer.json). */
-  loadReranker(files) {
-    return this.#call(Kind.LOAD_RERANKER, { files });
-  }
+  loadReranker(files) { return this.#call('loadReranker', files); }
 
   /** One relevance logit per passage for `query`. */
-  rerank(query, passages) {
-    return this.#call(Kind.RERANK, { query, passages });
-  }
+  rerank(query, passages) { return this.#call('rerank', query, passages); }
 
   /** Stop the worker; pending calls reject. */
   terminate() {

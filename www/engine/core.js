@@ -1,8 +1,9 @@
-// The engine on the current thread: wasm module + one model. The same interface as
-// WorkerEngine (client.js), which runs this class inside a Web Worker.
+// The engine on the current thread: the wasm module, one language model, one embedder and one
+// reranker. WorkerEngine (client.js) has the same interface and runs this class in a Web Worker.
 //
 //   const engine = new Engine();
 //   await engine.load(bytes);                       // Uint8Array | ArrayBuffer of a GGUF
+//   await engine.loadEmbedder(files);               // then engine.embed(texts), engine.rerank(…)
 //   for await (const piece of engine.stream({ messages })) ...
 //   const { text, timings } = await engine.generate({ prompt, maxNewTokens: 32 }, onToken);
 //
@@ -10,27 +11,12 @@
 // `performance`, no DOM.
 
 import { initWasm, runtime, wasm } from './runtime.js';
-import { loadOnnxFromGguf, onnxMemoryBytes } from './onnx.js';
+import { loadOnnxFromGguf, onnxMemoryBytes, OnnxEmbedder } from './onnx.js';
+import { Embedder, Reranker } from './embedder.js';
+import { abortError, yieldToEventLoop } from './scheduling.js';
 import { edgeError } from './errors.js';
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
-
-/** Let other tasks (an abort message, a UI event) run between two tokens. */
-export function yieldToEventLoop() {
-  if (typeof setImmediate === 'function') return new Promise((r) => setImmediate(r));
-  // A MessageChannel task runs after tasks already queued (an abort message) and, unlike a
-  // nested setTimeout, is not clamped to 4 ms. scheduler.yield() would not do: its
-  // continuation is prioritised over the queued message.
-  return new Promise((r) => {
-    const { port1, port2 } = new MessageChannel();
-    port1.onmessage = () => { port1.close(); r(); };
-    port2.postMessage(null);
-  });
-}
-
-export function abortError() {
-  return new DOMException('the generation was aborted', 'AbortError');
-}
 
 const toSnake = (k) => k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
 const toCamel = (k) => k.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
@@ -56,11 +42,25 @@ function asBytes(bytes) {
   throw edgeError('invalid_request', 'load() needs the model file as a Uint8Array or ArrayBuffer');
 }
 
+/** Bytes of wasm memory (both modules: the CPU one and the ONNX one); the JS heap where the
+ *  runtime reports it. GPU buffers are not counted: WebGPU does not report them. */
+export function memoryUsage() {
+  const jsHeap = globalThis.performance?.memory?.usedJSHeapSize ?? (isNode ? process.memoryUsage().heapUsed : null);
+  return { wasmBytes: (runtime() ? wasm().wasmMemoryBytes() : 0) + onnxMemoryBytes(), jsHeapBytes: jsHeap };
+}
+
+/**
+ * The engine: one language model, one sentence embedder and one reranker. Every method is async
+ * (or an async iterable), so that WorkerEngine, which forwards each call to this class in a Web
+ * Worker, has the same interface (index.d.ts EngineInterface).
+ */
 export class Engine {
   /** A WasmModel (CPU) or an OnnxModel (WebGPU): the same methods, nextToken() sync or async. */
   #model = null;
   #onGpu = false;
   #generating = false;
+  #embedder = null;
+  #reranker = null;
 
   /**
    * Choose and instantiate the wasm build (see runtime.js) before the first load. options:
@@ -79,7 +79,8 @@ export class Engine {
   async load(bytes, options = {}) {
     const { wasm: source, threads, ...rest } = options;
     await this.init({ threads, wasm: source });
-    this.unload();
+    if (this.#generating) throw edgeError('busy', 'a generation is running on this engine: abort it before loading another model');
+    this.#freeModel();
     if (rest.backend === 'webgpu') {
       const { template, export: exportOptions } = rest;
       this.#model = await loadOnnxFromGguf(asBytes(bytes), coreRequest({ template, export: exportOptions }));
@@ -91,7 +92,7 @@ export class Engine {
   }
 
   /** What is loaded: architecture, name, contextLength, template…, loadTimings and runtime. */
-  info() {
+  async info() {
     const m = this.#require();
     const info = renameKeys(m.info(), toCamel);
     const where = this.#onGpu ? { build: 'webgpu', threads: 1, adapter: info.adapter, fallback: null } : runtime();
@@ -101,6 +102,7 @@ export class Engine {
   /**
    * Stream the answer as text pieces. request: { messages | prompt, maxNewTokens, stop,
    * temperature, topK, topP, repetitionPenalty, noRepeatNgramSize, seed, overflow, signal }.
+   * Leaving the loop early (`break`, a thrown error) aborts the generation.
    */
   async *stream(request) {
     const m = this.#require();
@@ -109,19 +111,20 @@ export class Engine {
     }
     const signal = request?.signal;
     this.#generating = true;
+    let ended = false;
     try {
       m.start(coreRequest(request));
       for (;;) {
-        if (signal?.aborted) {
-          m.abort();
-          throw abortError();
-        }
+        if (signal?.aborted) throw abortError();
         const piece = await m.nextToken();
         if (piece === undefined) break;
         if (piece) yield piece;
         await yieldToEventLoop();
       }
+      ended = true;
     } finally {
+      // Aborted, failed, or the consumer stopped reading: the generation ends here, as 'aborted'.
+      if (!ended) m.abort();
       this.#generating = false;
     }
   }
@@ -133,7 +136,7 @@ export class Engine {
   }
 
   /** { text, finishReason, timings } of the last generation. */
-  lastResult() {
+  async lastResult() {
     return renameKeys(this.#require().output(), toCamel);
   }
 
@@ -142,7 +145,7 @@ export class Engine {
     this.#model?.abort();
   }
 
-  tokenize(text) {
+  async tokenize(text) {
     return Array.from(this.#require().tokenize(text));
   }
 
@@ -150,7 +153,7 @@ export class Engine {
    * Teacher forcing: the next-token logits after each prefix of `tokens`, as one Float32Array
    * per position (vocabulary-sized). Starts a new sequence; for comparing with another runtime.
    */
-  logitsEach(tokens) {
+  async logitsEach(tokens) {
     const m = this.#require();
     if (this.#generating) throw edgeError('busy', 'a generation is already running on this engine');
     if (this.#onGpu) throw edgeError('invalid_request', 'logitsEach runs on the CPU backend');
@@ -160,30 +163,70 @@ export class Engine {
   }
 
   /** The prompt text the model's chat template makes of `messages`. */
-  renderChat(messages) {
+  async renderChat(messages) {
     return this.#require().renderChat(messages);
   }
 
   /** Free the model's memory (wasm memory itself never shrinks; freed pages are reused). */
-  unload() {
-    this.#model?.free();
-    this.#model = null;
-    this.#onGpu = false;
+  async unload() {
+    if (this.#generating) throw edgeError('busy', 'a generation is running on this engine: abort it before unloading');
+    this.#freeModel();
   }
 
   get loaded() {
     return this.#model !== null;
   }
 
-  /** Bytes of wasm memory (both modules: the CPU one and the ONNX one); the JS heap where the
-   *  runtime reports it. GPU buffers are not counted: WebGPU does not report them. */
+  async memory() {
+    return memoryUsage();
+  }
+
+  /**
+   * Load the sentence-embedding model, replacing any loaded one: bytes of { config, weights,
+   * tokenizer } (BERT safetensors, on the CPU) or { onnx, tokenizer } (an ONNX graph on WebGPU;
+   * options: { seqLen }). In Node, no files reads all-MiniLM-L6-v2 from ~/.cache/edgellm.
+   * Resolves to { dim }.
+   */
+  async loadEmbedder(files, options = {}) {
+    this.#embedder?.free();
+    this.#embedder = null;
+    this.#embedder = files?.onnx ? await OnnxEmbedder.load(files, options) : await Embedder.load(files);
+    return { dim: this.#embedder.dim };
+  }
+
+  /** One unit-length Float32Array per text. */
+  async embed(texts) {
+    if (!this.#embedder) throw edgeError('not_loaded', 'no embedding model is loaded: call loadEmbedder() first');
+    return this.#embedder.embed(texts);
+  }
+
+  /** Load a cross-encoder reranker (bytes of config.json, model.safetensors, tokenizer.json). */
+  async loadReranker(files) {
+    this.#reranker?.free();
+    this.#reranker = null;
+    this.#reranker = await Reranker.load(files);
+    return null;
+  }
+
+  /** One relevance logit per passage for `query`. */
+  async rerank(query, passages) {
+    if (!this.#reranker) throw edgeError('not_loaded', 'no reranker is loaded: call loadReranker() first');
+    return this.#reranker.score(query, passages);
+  }
+
+  /** memory()'s figures without an instance: they are the module's, shared by every engine in the thread. */
   static memory() {
-    const jsHeap = globalThis.performance?.memory?.usedJSHeapSize ?? (isNode ? process.memoryUsage().heapUsed : null);
-    return { wasmBytes: (runtime() ? wasm().wasmMemoryBytes() : 0) + onnxMemoryBytes(), jsHeapBytes: jsHeap };
+    return memoryUsage();
   }
 
   static templatePresets() {
     return wasm().templatePresets();
+  }
+
+  #freeModel() {
+    this.#model?.free();
+    this.#model = null;
+    this.#onGpu = false;
   }
 
   #require() {

@@ -7,7 +7,7 @@
 //
 // In Node, `Embedder.load()` with no argument reads the fetched model from ~/.cache/edgellm.
 
-import { yieldToEventLoop } from './core.js';
+import { yieldToEventLoop } from './scheduling.js';
 import { initWasm, wasm } from './runtime.js';
 import { edgeError } from './errors.js';
 

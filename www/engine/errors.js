@@ -6,7 +6,8 @@
 //                  they throw (name 'EdgeLLMError'). This list mirrors that enum exactly
 //                  (tests/js/errors.test.mjs parses it).
 //   other origins  found in JavaScript before or around the wasm: 'engine' (www/engine/: engine
-//                  state, the worker), 'retrieval' (www/rag/retrieve.js), 'prompt' (www/rag/prompt.js).
+//                  state, the worker), 'retrieval' (www/rag/retrieve.js), 'prompt' (www/rag/prompt.js),
+//                  'service' (www/service/: the HTTP endpoints).
 // Codes are public API: add new ones, never rename old ones. JavaScript creates its errors with
 // `edgeError(code, message)`, which refuses a code that is not listed here.
 //
@@ -53,6 +54,14 @@ export const ERROR_CODES = deepFreeze({
 
   // The prompt (www/rag/prompt.js).
   context_budget: { origin: 'prompt', what: 'The question and instructions alone exceed the context budget, before any source.', action: "Ask a shorter question, or use a model (or contextLength) with a larger context." },
+
+  // The HTTP service (www/service/): what a request got wrong, or why it had to wait.
+  not_found: { origin: 'service', what: 'No endpoint has this path.', action: 'Use one of the endpoints GET /health lists.' },
+  method_not_allowed: { origin: 'service', what: 'The endpoint exists, but not for this HTTP method.', action: 'Use the method the endpoint documents (POST for /v1/*, GET for /health).' },
+  payload_too_large: { origin: 'service', what: 'The request body is larger than the service accepts.', action: 'Send fewer or shorter texts, or start the service with a larger --max-body-bytes.' },
+  model_not_found: { origin: 'service', what: 'The request names a model this service has not loaded.', action: 'Omit `model`, or use the id GET /health reports.' },
+  aborted: { origin: 'service', what: 'The request was abandoned (its client went away) before its answer was complete.', action: 'Nothing, unless you did not mean to: send the request again and keep the connection open.' },
+  queue_full: { origin: 'service', what: 'Every generation slot and queue place is taken.', action: 'Retry after the number of seconds the Retry-After header gives.' },
 });
 
 /** The codes of the Rust core's `ErrorCode`, in its order. */

@@ -152,9 +152,11 @@ export type EdgeLLMErrorCode =
   // retrieval (www/rag/retrieve.js)
   | 'empty_query' | 'empty_corpus' | 'no_embedder' | 'no_vectors' | 'invalid_settings' | 'invalid_rerank'
   // the prompt (www/rag/prompt.js)
-  | 'context_budget';
+  | 'context_budget'
+  // the HTTP service (www/service/)
+  | 'not_found' | 'method_not_allowed' | 'payload_too_large' | 'model_not_found' | 'aborted' | 'queue_full';
 
-export type EdgeLLMErrorOrigin = 'rust' | 'engine' | 'retrieval' | 'prompt';
+export type EdgeLLMErrorOrigin = 'rust' | 'engine' | 'retrieval' | 'prompt' | 'service';
 
 /** One catalogue entry: what happened, and what the user should do. */
 export interface EdgeLLMErrorInfo { readonly origin: EdgeLLMErrorOrigin; readonly what: string; readonly action: string }
@@ -176,11 +178,33 @@ export declare class EdgeLLMError extends Error {
 /** A new EdgeLLMError; throws a TypeError for a code missing from ERROR_CODES. */
 export declare function edgeError(code: EdgeLLMErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }): EdgeLLMError;
 
+export type EmbedderFiles =
+  | { config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array }
+  | { onnx: Uint8Array; tokenizer: Uint8Array };
+export type MemoryFigures = { wasmBytes: number; jsHeapBytes: number | null };
+
+/** The one engine interface: Engine (this thread) and WorkerEngine (a Web Worker) both have it. */
 export interface EngineInterface {
+  init(options?: InitOptions): Promise<RuntimeInfo>;
   load(bytes: Uint8Array | ArrayBuffer, options?: LoadOptions): Promise<ModelInfo>;
+  info(): Promise<ModelInfo>;
+  /** Leaving the loop early (break, throw) aborts the generation. */
   stream(request: GenerateRequest): AsyncIterable<string>;
   generate(request: GenerateRequest, onToken?: (piece: string) => void): Promise<GenerationResult>;
+  lastResult(): Promise<GenerationResult>;
   abort(): void;
+  tokenize(text: string): Promise<number[]>;
+  /** Teacher forcing: next-token logits after each prefix of `tokens` (CPU backend). */
+  logitsEach(tokens: number[]): Promise<Float32Array[]>;
+  renderChat(messages: Message[]): Promise<string>;
+  unload(): Promise<void>;
+  memory(): Promise<MemoryFigures>;
+  /** BERT safetensors on the CPU, or an ONNX embedder ({ onnx, tokenizer }) on WebGPU; in Node,
+   *  Engine.loadEmbedder() without files reads all-MiniLM-L6-v2 from ~/.cache/edgellm. */
+  loadEmbedder(files?: EmbedderFiles, options?: { seqLen?: number }): Promise<{ dim: number }>;
+  embed(texts: string[]): Promise<Float32Array[]>;
+  loadReranker(files: { config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array }): Promise<null>;
+  rerank(query: string, passages: string[]): Promise<number[]>;
 }
 
 export declare function initWasm(options?: { source?: string | URL | BufferSource | WebAssembly.Module; threads?: number }): Promise<RuntimeInfo>;
@@ -188,40 +212,22 @@ export declare function runtime(): RuntimeInfo | null;
 export declare function defaultThreads(): number;
 export declare function threadsUnavailableReason(): string | null;
 
-export declare class Engine implements EngineInterface {
-  init(options?: InitOptions): Promise<RuntimeInfo>;
-  load(bytes: Uint8Array | ArrayBuffer, options?: LoadOptions): Promise<ModelInfo>;
-  info(): ModelInfo;
-  stream(request: GenerateRequest): AsyncIterable<string>;
-  generate(request: GenerateRequest, onToken?: (piece: string) => void): Promise<GenerationResult>;
-  lastResult(): GenerationResult;
-  abort(): void;
-  tokenize(text: string): number[];
-  /** Teacher forcing: next-token logits after each prefix of `tokens` (CPU backend). */
-  logitsEach(tokens: number[]): Float32Array[];
-  renderChat(messages: Message[]): string;
-  unload(): void;
+/** The engine on this thread (Node, Deno, workerd, a worker): EngineInterface's methods, and these. */
+export interface Engine extends EngineInterface {}
+export declare class Engine {
   readonly loaded: boolean;
-  static memory(): { wasmBytes: number; jsHeapBytes: number | null };
+  /** memory()'s figures without an instance (they are the thread's wasm modules'). */
+  static memory(): MemoryFigures;
   static templatePresets(): string[];
 }
 
-export declare class WorkerEngine implements EngineInterface {
+/** The same interface, each call forwarded to an Engine in a Web Worker. */
+export interface WorkerEngine extends EngineInterface {}
+export declare class WorkerEngine {
   constructor(worker?: Worker);
-  init(options?: InitOptions): Promise<RuntimeInfo>;
+  /** `transfer: true` moves the bytes to the worker instead of copying them. */
   load(bytes: Uint8Array | ArrayBuffer, options?: LoadOptions & { transfer?: boolean }): Promise<ModelInfo>;
-  stream(request: GenerateRequest): AsyncIterable<string>;
-  generate(request: GenerateRequest, onToken?: (piece: string) => void): Promise<GenerationResult>;
-  abort(): void;
-  tokenize(text: string): Promise<number[]>;
-  unload(): Promise<void>;
-  memory(): Promise<{ wasmBytes: number; jsHeapBytes: number | null }>;
-  info(): Promise<ModelInfo>;
-  /** BERT safetensors on the CPU, or an ONNX embedder ({ onnx, tokenizer }) on WebGPU. */
-  loadEmbedder(files: { config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array } | { onnx: Uint8Array; tokenizer: Uint8Array }, options?: { seqLen?: number }): Promise<{ dim: number }>;
-  embed(texts: string[]): Promise<Float32Array[]>;
-  loadReranker(files: { config: Uint8Array; weights: Uint8Array; tokenizer: Uint8Array }): Promise<null>;
-  rerank(query: string, passages: string[]): Promise<number[]>;
+  /** Stop the worker; pending calls reject with worker_crashed. */
   terminate(): void;
 }
 

@@ -1,28 +1,27 @@
-// The messages between the page (client.js) and the engine worker (worker.js), tagged by
-// `kind`. Requests carry an `id`; the worker answers each with exactly one `result` or
-// `error` of the same id (after any number of `token` messages for a generation).
+// The messages between a WorkerEngine (client.js) and the engine worker (worker.js), tagged by
+// `kind`. Requests carry an `id`; the worker answers each with exactly one `result` or `error`
+// of the same id (after any number of `token` messages for a generation). Every Engine method
+// but the generation is one CALL of that method with its arguments, so the worker is a
+// mechanical proxy and the two engines cannot drift apart.
 
 import { EdgeLLMError } from './errors.js';
 
 export const Kind = Object.freeze({
   // page → worker
-  INIT: 'init', // { id, options: { threads } } → { build, threads, fallback }
-  LOAD: 'load', // { id, bytes, options }
-  GENERATE: 'generate', // { id, request }          → token* then result { text, finishReason, timings }
-  ABORT: 'abort', // { target }                      (no reply; the generation ends with an AbortError)
-  INFO: 'info', // { id }                         → what load() resolved to, with current figures
-  TOKENIZE: 'tokenize', // { id, text }
-  UNLOAD: 'unload', // { id }
-  MEMORY: 'memory', // { id }
-  LOAD_EMBEDDER: 'load_embedder', // { id, files: { config, weights, tokenizer } | { onnx, tokenizer }, options } → { dim }
-  EMBED: 'embed', // { id, texts }                   → Float32Array[]
-  LOAD_RERANKER: 'load_reranker', // { id, files: { config, weights, tokenizer } }
-  RERANK: 'rerank', // { id, query, passages }       → number[] (one logit per passage)
+  CALL: 'call', // { id, method, args }           → result: what engine[method](...args) resolved to
+  GENERATE: 'generate', // { id, request }        → token* then result { text, finishReason, timings }
+  ABORT: 'abort', // { target }                     (no reply; the generation ends with an AbortError)
   // worker → page
   TOKEN: 'token', // { id, text }
   RESULT: 'result', // { id, value }
   ERROR: 'error', // { id, error: { name, code, message } }
 });
+
+/** The Engine methods a CALL may name: all of its interface except stream/generate and abort. */
+export const METHODS = Object.freeze([
+  'init', 'load', 'info', 'lastResult', 'tokenize', 'logitsEach', 'renderChat', 'unload', 'memory',
+  'loadEmbedder', 'embed', 'loadReranker', 'rerank',
+]);
 
 /**
  * An error as plain data, so that it survives postMessage with its name and code. An error

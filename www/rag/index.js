@@ -8,6 +8,11 @@
 import MiniSearch from '../vendor/minisearch.js';
 import { stemmer } from '../vendor/stemmer.js';
 
+import { dot, floatsToBase64, base64ToFloats } from './vectors.js';
+
+// Re-exported: the vector encoding of toJSON, for whoever reads or writes index files.
+export { floatsToBase64, base64ToFloats };
+
 /**
  * BM25 parameters. k1 1.5 and b 0.75 are the classic values (and those of the Cranfield reference
  * run, see scripts/eval-retrieval.mjs). d = 0 turns off minisearch's default BM25+ term bonus, so
@@ -15,8 +20,11 @@ import { stemmer } from '../vendor/stemmer.js';
  */
 export const BM25_DEFAULTS = Object.freeze({ k1: 1.5, b: 0.75 });
 
-/** English function words, which carry no topic and would otherwise only add noise to BM25. */
-const STOP_WORDS = new Set(`
+/**
+ * English function words, which carry no topic and would otherwise only add noise to BM25.
+ * Shared with the answer cache's key terms (www/rag/answer-cache.js), which keep a few of them.
+ */
+export const STOP_WORDS = new Set(`
 a about above after again against all am an and any are as at be because been before being below
 between both but by can could did do does doing down during each few for from further had has have
 having he her here hers herself him himself his how i if in into is it its itself just me more most
@@ -33,9 +41,14 @@ would you your yours yourself yourselves s t d ll m o re ve y
  * it counts on tokenizer output, counts content terms only, as BM25 intends.
  */
 export function analyze(text) {
+  return stemmedWords(text, (word) => !STOP_WORDS.has(word));
+}
+
+/** The Porter stems of the words of `text` (lower-cased, letters and digits) that `keep(word)` accepts, in order. */
+export function stemmedWords(text, keep) {
   const terms = [];
   for (const word of text.toLowerCase().split(/[^\p{L}\p{N}]+/u)) {
-    if (word !== '' && !STOP_WORDS.has(word)) terms.push(stemmer(word));
+    if (word !== '' && keep(word)) terms.push(stemmer(word));
   }
   return terms;
 }
@@ -48,6 +61,8 @@ export class DocumentIndex {
   #dimensions = null;
   #bm25;
   #lexical;
+  /** fingerprint() memoised; null after any change to the chunks */
+  #fingerprint = null;
 
   /** @param {{ bm25?: { k1?: number, b?: number } }} [options] */
   constructor({ bm25 = {} } = {}) {
@@ -111,6 +126,7 @@ export class DocumentIndex {
       if (vectors) this.#vectors.set(chunk.id, vectors[i]);
     });
     this.#dimensions = dimensions;
+    this.#fingerprint = null;
     this.#lexical.addAll(chunks.map(({ id, text }) => ({ id, text })));
   }
 
@@ -124,7 +140,34 @@ export class DocumentIndex {
     // discardAll drops the documents at once and cleans minisearch's term lists up lazily.
     this.#lexical.discardAll(ids);
     if (this.#vectors.size === 0) this.#dimensions = null;
+    if (ids.length > 0) this.#fingerprint = null;
     return ids.length;
+  }
+
+  /**
+   * A short string that names the corpus's content, e.g. "c42-d384-9f1c…" (chunks, dimensions,
+   * hash): what caches keyed on "the same documents" compare (www/rag/answer-cache.js). Two
+   * indexes have the same fingerprint when they hold the same chunks in the same order — id,
+   * text, source and page of each, whether it has a vector — with the same BM25 parameters and
+   * dimensions; so it survives toJSON/fromJSON and reloads, and changes with addChunks and
+   * removeSource. Of each vector only its first few components are hashed: enough to tell
+   * another embedder of the same dimension apart, without hashing megabytes of floats.
+   * The hash is FNV-1a 64 over UTF-16 code units (length-prefixed fields, so "ab"+"c" ≠ "a"+"bc"):
+   * not cryptographic — it detects change, it does not resist forgery. Computed once (a few ms for
+   * thousands of chunks) and memoised until the chunks change.
+   */
+  fingerprint() {
+    if (this.#fingerprint !== null) return this.#fingerprint;
+    const hash = new Fnv1a64();
+    hash.field(`edgellm-index-fingerprint-v1 k1=${this.#bm25.k1} b=${this.#bm25.b} d=${this.#dimensions}`);
+    for (const chunk of this.#chunks.values()) {
+      hash.field(chunk.id).field(chunk.text).field(chunk.source ?? '').field(String(chunk.page ?? ''));
+      const vector = this.#vectors.get(chunk.id);
+      hash.field(vector ? 'v' : '-');
+      if (vector) hash.words(new Uint16Array(vector.buffer, vector.byteOffset, Math.min(vector.length, FINGERPRINT_COMPONENTS) * 2));
+    }
+    this.#fingerprint = `c${this.#chunks.size}-d${this.#dimensions ?? 0}-${hash.hex()}`;
+    return this.#fingerprint;
   }
 
   /**
@@ -194,24 +237,47 @@ function assertK(k) {
   if (!Number.isInteger(k) || k < 1) throw new RangeError(`k must be a positive integer, got ${k}`);
 }
 
-function dot(a, b) {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
-  return sum;
-}
+/** Vector components per chunk that fingerprint() hashes. */
+const FINGERPRINT_COMPONENTS = 8;
 
-// btoa/atob exist in browsers and in Node ≥ 16, so this runs in both without Buffer.
-function floatsToBase64(vector) {
-  const bytes = new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength);
-  let binary = '';
-  const STEP = 0x8000; // String.fromCharCode takes its bytes as arguments; stay far below the argument limit.
-  for (let i = 0; i < bytes.length; i += STEP) binary += String.fromCharCode(...bytes.subarray(i, i + STEP));
-  return btoa(binary);
-}
+/**
+ * FNV-1a with 64-bit state, fed 16-bit units, in four 16-bit limbs (JavaScript numbers multiply
+ * exactly only up to 2^53, and BigInt would be far slower). Prime 2^40 + 0x1b3: multiplying is
+ * `h * 0x1b3 + (h << 40)`, limb by limb with carries.
+ */
+class Fnv1a64 {
+  #h = [0x2325, 0x8422, 0x9ce4, 0xcbf2]; // offset basis 0xcbf29ce484222325, low limb first
 
-function base64ToFloats(base64) {
-  const binary = atob(base64);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return new Float32Array(bytes.buffer);
+  /** Mix in one 16-bit unit. */
+  unit(u) {
+    const h = this.#h;
+    h[0] ^= u & 0xffff;
+    const t0 = h[0] * 0x1b3;
+    let t1 = h[1] * 0x1b3;
+    let t2 = h[2] * 0x1b3 + (h[0] << 8);
+    const t3 = h[3] * 0x1b3 + (h[1] << 8);
+    t1 += t0 >>> 16;
+    t2 += t1 >>> 16;
+    h[0] = t0 & 0xffff;
+    h[1] = t1 & 0xffff;
+    h[2] = t2 & 0xffff;
+    h[3] = (t3 + (t2 >>> 16)) & 0xffff;
+  }
+
+  words(units) {
+    for (let i = 0; i < units.length; i++) this.unit(units[i]);
+    return this;
+  }
+
+  /** A string, prefixed by its length, so that field boundaries are part of the hash. */
+  field(text) {
+    this.unit(text.length >>> 16);
+    this.unit(text.length);
+    for (let i = 0; i < text.length; i++) this.unit(text.charCodeAt(i));
+    return this;
+  }
+
+  hex() {
+    return this.#h.map((limb) => limb.toString(16).padStart(4, '0')).reverse().join('');
+  }
 }
