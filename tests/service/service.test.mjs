@@ -90,9 +90,12 @@ for (const runtime of ['workerd', 'deno', 'node']) {
       assert.equal(left.done, false);
       const next = await post(url, '/v1/chat/completions', CHAT);
       assert.equal(next.status, 200, JSON.stringify(next.body));
+      const { generations } = await (await fetch(`${url}/health`)).json();
+      assert.equal(generations.byFinish.aborted, 1, JSON.stringify(generations));
 
       const health = await (await fetch(`${url}/health`)).json();
       assert.equal(health.cache.hits, 1);
+      assert.equal(health.generations.last.finishReason, 'length');
       assert.ok(health.cache.timeSavedMs > 0);
       assert.ok(health.memory.wasmBytes > 100 * 2 ** 20);
     } finally {

@@ -67,6 +67,15 @@ export function createService({
   const limit = { ...SERVICE_DEFAULTS, ...limits };
   const queue = new GenerationQueue({ maxWaiting: limit.maxQueue });
   const counts = { requests: 0, byStatus: {} };
+  /** How the generations ended, by finish reason, and the last one: a client that left shows as 'aborted'. */
+  const generations = { byFinish: {}, last: null };
+  const record = async () => {
+    const result = await engine.lastResult();
+    if (!result) return; // the generation never started (a prompt that does not fit)
+    const { finishReason, timings } = result;
+    generations.byFinish[finishReason] = (generations.byFinish[finishReason] ?? 0) + 1;
+    generations.last = { finishReason, generatedTokens: timings.generatedTokens };
+  };
   const startedAt = Date.now();
   const embed = (texts) => engine.embed(texts);
   const rerank = hasReranker ? (query, candidates) => engine.rerank(query, candidates.map((c) => c.text)) : undefined;
@@ -117,6 +126,7 @@ export function createService({
       cache: cache.stats(),
       queue: queue.stats(),
       requests: counts,
+      generations,
       limits: limit,
       endpoints: Object.keys(routes),
     });
@@ -134,7 +144,7 @@ export function createService({
     });
 
     if (!body.stream) {
-      const result = await queue.run(() => engine.generate({ ...generation, signal: request.signal }), request.signal);
+      const result = await queue.run(() => engine.generate({ ...generation, signal: request.signal }).finally(record), request.signal);
       return json({
         id, object: 'chat.completion', created, model: modelId,
         choices: [{ index: 0, message: { role: 'assistant', content: result.text }, finish_reason: openAiFinish(result.finishReason) }],
@@ -151,6 +161,7 @@ export function createService({
         for (; !next.done; next = await pieces.next()) yield chunk({ content: next.value });
       } finally {
         await pieces.return?.();
+        await record();
       }
       const result = await engine.lastResult();
       yield chunk({}, openAiFinish(result.finishReason), { usage: usage(result.timings), timings: result.timings });
