@@ -11,7 +11,8 @@ import { yieldToEventLoop } from './scheduling.js';
 import { initWasm, wasm } from './runtime.js';
 import { edgeError } from './errors.js';
 
-const FILES = { config: 'config.json', weights: 'model.safetensors', tokenizer: 'tokenizer.json' };
+/** The three files of a BERT model (embedder or reranker), by the key load() takes them under. */
+export const BERT_FILES = Object.freeze({ config: 'config.json', weights: 'model.safetensors', tokenizer: 'tokenizer.json' });
 /** Texts per wasm call: large enough to batch the matrix work, small enough to stay responsive. */
 const BATCH = 16;
 
@@ -20,13 +21,13 @@ async function readFromCache() {
   const { homedir } = await import('node:os');
   const { join } = await import('node:path');
   const dir = join(process.env.EDGELLM_CACHE ?? join(homedir(), '.cache', 'edgellm'), 'models', 'minilm-l6');
-  const entries = await Promise.all(Object.entries(FILES).map(async ([k, f]) => [k, await readFile(join(dir, f))]));
+  const entries = await Promise.all(Object.entries(BERT_FILES).map(async ([k, f]) => [k, await readFile(join(dir, f))]));
   return Object.fromEntries(entries);
 }
 
 /** Fetch the three files from a base URL (the page serves them under /models/minilm-l6/). */
 export async function fetchEmbedderFiles(baseUrl) {
-  const entries = await Promise.all(Object.entries(FILES).map(async ([k, f]) => {
+  const entries = await Promise.all(Object.entries(BERT_FILES).map(async ([k, f]) => {
     const res = await fetch(new URL(f, baseUrl));
     if (!res.ok) throw edgeError('fetch_failed', `could not fetch ${f} of the embedding model: HTTP ${res.status}`);
     return [k, new Uint8Array(await res.arrayBuffer())];

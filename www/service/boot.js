@@ -4,6 +4,7 @@
 // and, where it has storage, `cacheStore`; everything else is here, once.
 
 import { Engine, loadTokenizer } from '../engine/core.js';
+import { BERT_FILES } from '../engine/embedder.js';
 import { edgeError } from '../engine/errors.js';
 import { DocumentIndex } from '../rag/index.js';
 import { AnswerCache } from '../rag/answer-cache.js';
@@ -16,8 +17,6 @@ export const DEFAULT_FILES = Object.freeze({
   reranker: null,
   index: 'edgellm-index.json',
 });
-
-const BERT_FILES = { config: 'config.json', weights: 'model.safetensors', tokenizer: 'tokenizer.json' };
 
 /**
  * @param {object} o
