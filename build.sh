@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh build
 export PATH="${EDGELLM_CACHE:-$HOME/.cache/edgellm}/tools/bin:$PATH"
+# Cargo's outputs live in the cache, not in the clone (scripts/target-dir.sh says why).
+source scripts/target-dir.sh
 
 # Three builds of the same crate; www/engine/runtime.js picks one at run time.
 # - www/pkg: single-threaded, SIMD128; runs everywhere.
@@ -17,29 +19,29 @@ export PATH="${EDGELLM_CACHE:-$HOME/.cache/edgellm}/tools/bin:$PATH"
 #   atomics, hence nightly and -Z build-std, and their own target directory.
 cargo build --release -p edgellm-wasm --target wasm32-unknown-unknown
 wasm-bindgen --target web --out-dir www/pkg --out-name edgellm \
-  target/wasm32-unknown-unknown/release/edgellm_wasm.wasm
+  "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/edgellm_wasm.wasm"
 
 RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
-  cargo build --release -p edgellm-wasm --target wasm32-unknown-unknown --target-dir target/relaxed
+  cargo build --release -p edgellm-wasm --target wasm32-unknown-unknown --target-dir "$CARGO_TARGET_DIR/relaxed"
 wasm-bindgen --target web --out-dir www/pkg-relaxed --out-name edgellm \
-  target/relaxed/wasm32-unknown-unknown/release/edgellm_wasm.wasm
+  "$CARGO_TARGET_DIR/relaxed/wasm32-unknown-unknown/release/edgellm_wasm.wasm"
 
 RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128,+relaxed-simd \
   -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
   -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
   -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base" \
   cargo +nightly build --release -p edgellm-wasm --features threads --target wasm32-unknown-unknown \
-  --target-dir target/threads -Z build-std=panic_abort,std
+  --target-dir "$CARGO_TARGET_DIR/threads" -Z build-std=panic_abort,std
 wasm-bindgen --target web --out-dir www/pkg-threads --out-name edgellm \
-  target/threads/wasm32-unknown-unknown/release/edgellm_wasm.wasm
+  "$CARGO_TARGET_DIR/threads/wasm32-unknown-unknown/release/edgellm_wasm.wasm"
 
 # The ONNX backend (onnx/: exporter + wonnx on WebGPU) is its own crate, lock file and module,
 # www/pkg-onnx/, loaded only when an ONNX model is chosen: wonnx's wgpu 0.16 needs web-sys held
 # at 0.3.64 and its WebGPU bindings, which are behind web-sys's unstable APIs.
 (cd onnx && RUSTFLAGS="--cfg=web_sys_unstable_apis -C target-feature=+simd128" \
-  cargo build --release --lib --target wasm32-unknown-unknown)
+  cargo build --release --lib --target wasm32-unknown-unknown --target-dir "$CARGO_TARGET_DIR/onnx")
 wasm-bindgen --target web --out-dir www/pkg-onnx --out-name edgellm_onnx \
-  onnx/target/wasm32-unknown-unknown/release/edgellm_onnx.wasm
+  "$CARGO_TARGET_DIR/onnx/wasm32-unknown-unknown/release/edgellm_onnx.wasm"
 
 # Browser copies of the npm modules the page imports (www/vendor/ is generated, not committed):
 # the page has no bundler, and an inline import map would need a CSP exception.

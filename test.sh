@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Every test: native Rust (real models; the ONNX backend on Vulkan), the wasm packages in Node,
-# and in headless Chromium (WebGPU through SwiftShader for the ONNX backend).
-# Installs what it needs first (wasm target, wasm-bindgen-cli, Chromium, npm packages, models),
+# Every test: the no-panic lint, the core's fuzz targets briefly, native Rust (real models; the
+# ONNX backend on Vulkan), the wasm packages in Node, and in headless Chromium (WebGPU through
+# SwiftShader for the ONNX backend).
+# Installs what it needs first (wasm target, wasm-bindgen-cli, cargo-fuzz, Chromium, npm packages, models),
 # caching tools and models under ~/.cache/edgellm.
 #   ./test.sh          the suite CI runs
 #   ./test.sh --slow   the same, then the checks too slow for CI: the ONNX backend's native
 #                      tests on lavapipe (onnx/tests: ~12 minutes of compiling wgpu and candle
 #                      natively a second time, then the exporter's ops and SmolLM2's logits
 #                      against candle) and tests/slow/ (the benchmark's ONNX-on-SwiftShader
-#                      row, ~15 minutes). The ONNX backend stays in the default suite through
-#                      its wasm build in Chromium (tests/browser/onnx.test.mjs).
+#                      row, ~15 minutes; the service's 1,000-request load test), and the ONNX
+#                      side's fuzz targets (their first build
+#                      compiles wgpu instrumented). The ONNX backend stays in the default suite
+#                      through its wasm build in Chromium (tests/browser/onnx.test.mjs) and its
+#                      lint.
 set -euo pipefail
 cd "$(dirname "$0")"
 slow=0
@@ -27,9 +31,21 @@ section() {
   return 0
 }
 
+source scripts/target-dir.sh
+
 section "setup and build"
 scripts/setup.sh build browser node smollm2-135m gemma3-270m minilm-l6 paraphrase-minilm-l3-onnx
 ./build.sh
+
+section "lint: no unwrap, expect or panic! in the crates that ship to wasm (clippy)"
+# The crates' roots deny them outside tests; clippy is what enforces it (its style lints are
+# silenced here: only the denied ones fail). The onnx crate with build.sh's flags.
+cargo clippy --release -p edgellm -p edgellm-wasm --lib --target wasm32-unknown-unknown -- -A clippy::all
+(cd onnx && RUSTFLAGS="--cfg=web_sys_unstable_apis -C target-feature=+simd128" \
+  cargo clippy --release --lib --target wasm32-unknown-unknown --target-dir "$CARGO_TARGET_DIR/onnx" -- -A clippy::all)
+
+section "fuzz: the core's targets briefly on their seeds and regression inputs (scripts/fuzz.sh)"
+scripts/fuzz.sh --seconds 10 core
 
 section "native tests (cargo test)"
 cargo test --profile native-tests --workspace
@@ -49,7 +65,7 @@ cat > "$webdriver/webdriver.json" <<JSON
 JSON
 WASM_BINDGEN_USE_BROWSER=1 WASM_BINDGEN_TEST_WEBDRIVER_JSON="$webdriver/webdriver.json" CHROMEDRIVER="$(command -v chromedriver)" \
   RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
-  cargo test --release --target wasm32-unknown-unknown --target-dir target/relaxed --test kernels
+  cargo test --release --target wasm32-unknown-unknown --target-dir "$CARGO_TARGET_DIR/relaxed" --test kernels
 
 section "wasm package in Node, the HTTP service in workerd, Deno and Node, and the page in headless Chromium (node --test)"
 node --test --test-concurrency=1 tests/js/ tests/service/ tests/browser/
@@ -58,7 +74,9 @@ if [ "$slow" = 1 ]; then
   section "slow: ONNX backend natively (onnx/: exporter, wonnx on Vulkan — lavapipe when there is no GPU)"
   scripts/setup.sh gpu
   # wgpu's Vulkan loader wants a runtime directory, which a CI shell may not have.
-  (cd onnx && XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}" cargo test --release)
+  (cd onnx && XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}" cargo test --release --target-dir "$CARGO_TARGET_DIR/onnx-native")
+  section "slow: the ONNX side's fuzz targets (scripts/fuzz.sh onnx)"
+  scripts/fuzz.sh --seconds 10 onnx
   section "slow: tests/slow/"
   node --test --test-concurrency=1 tests/slow/
 fi

@@ -24,6 +24,10 @@ download the real file. Its answers are noise.
   LLaMA-2's SentencePiece vocabulary plus Phi-3's added tokens, padded to 32064.
 - `mistral-shape`: Mistral-7B-Instruct-v0.1 at 2 of 32 blocks: arch llama, GQA 32/8, n_ff 14336;
   Mistral's SentencePiece vocabulary, the Mistral Instruct template.
+- `tiny-llama-fuzz`, `tiny-qwen2-fuzz`, `tiny-kquant-fuzz`: not real shapes but the fuzz seeds
+  (scripts/fuzz.sh): one block 64 wide (256 for the K-quant one), a 280–309-token vocabulary of
+  the byte tokens and a few words (SentencePiece, or byte-level BPE with ChatML's tokens), so a
+  whole valid model is 45–370 KB for libFuzzer to mutate.
 
 How the files are made:
 
@@ -386,6 +390,72 @@ SHAPES = {
         "seed": 7_200_000_000,
         "weight_std": 0.02,
     },
+    # Fuzz seeds (scripts/fuzz.sh): whole, valid models of tens of KB, one per tokenizer kind,
+    # that libFuzzer mutates. At 64 wide the K-quants fall back to Q5_0 / Q8_0
+    # (q4_k_m_type), so one seed is 256 wide to hold real K-quant blocks.
+    "tiny-llama-fuzz": {
+        "name": "tiny llama fuzz seed",
+        "architecture": "llama",
+        "context_length": 64,
+        "embedding_length": 64,
+        "feed_forward_length": 64,
+        "block_count": 1,
+        "head_count": 2,
+        "head_count_kv": 1,
+        "rope_dimension_count": 32,
+        "rope_freq_base": 10000.0,
+        "rms_epsilon": 1e-5,
+        "block": LLAMA_BLOCK,
+        "vocab": {"kind": "tiny-spm", "n_vocab": 309},
+        "special": {"bos": "<s>", "eos": "</s>", "unk": "<unk>"},
+        "add_bos": True,
+        "add_eos": False,
+        "template": ZEPHYR_TEMPLATE,
+        "seed": 1,
+        "weight_std": 0.02,
+    },
+    "tiny-qwen2-fuzz": {
+        "name": "tiny qwen2 fuzz seed",
+        "architecture": "qwen2",
+        "context_length": 64,
+        "embedding_length": 64,
+        "feed_forward_length": 64,
+        "block_count": 1,
+        "head_count": 2,
+        "head_count_kv": 1,
+        "rope_freq_base": 1000000.0,
+        "rms_epsilon": 1e-6,
+        "block": QWEN2_BLOCK,
+        "tied": True,
+        "vocab": {"kind": "tiny-bpe", "pre": "qwen2", "n_vocab": 280, "template": None},
+        "special": {"bos": "<|endoftext|>", "eos": "<|im_end|>"},
+        "add_bos": False,
+        "add_eos": False,
+        "template": "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+        "seed": 2,
+        "weight_std": 0.02,
+    },
+    "tiny-kquant-fuzz": {
+        "name": "tiny K-quant fuzz seed",
+        "architecture": "llama",
+        "context_length": 64,
+        "embedding_length": 256,
+        "feed_forward_length": 256,
+        "block_count": 1,
+        "head_count": 2,
+        "head_count_kv": 1,
+        "rope_dimension_count": 128,
+        "rope_freq_base": 10000.0,
+        "rms_epsilon": 1e-5,
+        "block": LLAMA_BLOCK,
+        "vocab": {"kind": "tiny-spm", "n_vocab": 309},
+        "special": {"bos": "<s>", "eos": "</s>", "unk": "<unk>"},
+        "add_bos": True,
+        "add_eos": False,
+        "template": ZEPHYR_TEMPLATE,
+        "seed": 4,
+        "weight_std": 0.02,
+    },
 }
 
 # Hyperparameter keys in the order they are written: (shape key, GGUFWriter method).
@@ -563,10 +633,57 @@ def bpe_vocab(spec):
     return Vocab("gpt2", spec["pre"], tokens, None, types, merges, config["chat_template"])
 
 
+# The fuzz seeds' vocabularies (scripts/fuzz.sh): the byte tokens and a few dozen pieces.
+TINY_WORDS = ["the", "cat", "sat", "on", "mat", "and", "is", "a", "of", "to"]
+
+
+def tiny_spm_vocab(spec):
+    """SentencePiece: <unk> <s> </s>, the chat tokens, all 256 byte-fallback tokens, the letters,
+    then the words and their halves, longer pieces scoring higher."""
+    pieces = ["\u2581"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    for w in TINY_WORDS:
+        pieces += [f"\u2581{w[:1]}", w[1:], f"\u2581{w}"]
+    pieces = list(dict.fromkeys(pieces))
+    specials = ["<unk>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>"]
+    tokens = specials + [f"<0x{b:02X}>" for b in range(256)] + pieces
+    types = [UNKNOWN, CONTROL, CONTROL, CONTROL, CONTROL, CONTROL] + [BYTE] * 256 + [NORMAL] * len(pieces)
+    scores = [0.0] * (len(specials) + 256) + [-float(100 - len(p)) for p in pieces]
+    return Vocab("llama", spec.get("pre"), tokens, scores, types, None, None)
+
+
+def byte_level_chars():
+    """GPT-2's bytes_to_unicode: the printable character standing for each byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    extra = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
+
+
+def tiny_bpe_vocab(spec):
+    """Byte-level BPE: the 256 byte characters, merges building the words (with GPT-2's Ġ for a
+    leading space), then ChatML's special tokens."""
+    tokens, merges = byte_level_chars(), []
+    for w in TINY_WORDS:
+        word = "\u0120" + w
+        for i in range(2, len(word) + 1):
+            left, right = word[:i - 1], word[i - 1]
+            if word[:i] not in tokens:
+                merges.append(f"{left} {right}")
+                tokens.append(word[:i])
+    types = [NORMAL] * len(tokens)
+    for special in ("<|endoftext|>", "<|im_start|>", "<|im_end|>"):
+        tokens.append(special)
+        types.append(CONTROL)
+    return Vocab("gpt2", spec["pre"], tokens, None, types, merges, spec.get("template"))
+
+
+VOCABS = {"spm": lambda spec: spm_vocab(spec), "bpe": lambda spec: bpe_vocab(spec),
+          "tiny-spm": tiny_spm_vocab, "tiny-bpe": tiny_bpe_vocab}
+
+
 def load_vocab(spec):
-    vocab = (spm_vocab if spec["kind"] == "spm" else bpe_vocab)(spec)
+    vocab = VOCABS[spec["kind"]](spec)
     if len(vocab.tokens) != spec["n_vocab"]:
-        sys.exit(f"{spec['package']}: {len(vocab.tokens)} tokens, not {spec['n_vocab']}")
+        sys.exit(f"{spec.get('package', spec['kind'])}: {len(vocab.tokens)} tokens, not {spec['n_vocab']}")
     return vocab
 
 

@@ -1,9 +1,11 @@
 // A static server for the demo and the browser tests: www/ at /, the model cache at /models/,
 // models/registry.json at /registry.json, eval/ at /eval/. Sends COOP/COEP (cross-origin isolation, needed for
-// threads and precise timers) and a Content-Security-Policy. Loopback only.
+// threads and precise timers) and a Content-Security-Policy, and answers a single byte range
+// (Range: bytes=a-b, a-, -n) with 206, as file hosts do. Loopback only.
 //   node scripts/serve.mjs [--port 8080]
 import { createServer } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { extname, join, normalize, resolve } from 'node:path';
 import { homedir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -46,8 +48,31 @@ function locate(mounts, urlPath) {
   return null;
 }
 
-/** Serve the demo. `isolated: false` leaves out COOP/COEP (tests of the single-thread fallback). */
-export function startServer({ port = 8080, host = '127.0.0.1', extraMounts = {}, isolated = true } = {}) {
+/**
+ * The bytes [start, end] that a Range header asks of a file of `size` bytes; null for the whole
+ * file (no header, or not one valid byte range: RFC 9110 lets a server ignore those);
+ * 'unsatisfiable' for a range with no byte in the file (416).
+ */
+function byteRange(header, size) {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header ?? '');
+  if (!m || (m[1] === '' && m[2] === '')) return null;
+  if (m[1] === '') { // bytes=-n: the last n bytes
+    const n = Number(m[2]);
+    return n === 0 || size === 0 ? 'unsatisfiable' : [Math.max(0, size - n), size - 1];
+  }
+  const start = Number(m[1]);
+  if (m[2] !== '' && Number(m[2]) < start) return null;
+  return start >= size ? 'unsatisfiable' : [start, m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1)];
+}
+
+/**
+ * Serve the demo. `isolated: false` leaves out COOP/COEP (tests of the single-thread fallback).
+ * `faults(req)`, for the tests of interrupted downloads (tests/browser/storage.test.mjs), is
+ * asked about each file request and may answer `{ ranges: false }` (behave as a server without
+ * Range support: the whole file, 200) and `{ cutAt: n }` (a connection lost mid-file: the body
+ * stops at byte n of the file and the connection closes, short of its Content-Length).
+ */
+export function startServer({ port = 8080, host = '127.0.0.1', extraMounts = {}, isolated = true, faults } = {}) {
   const headers = isolated ? SECURITY_HEADERS : Object.fromEntries(
     Object.entries(SECURITY_HEADERS).filter(([k]) => !k.startsWith('Cross-Origin-')),
   );
@@ -66,9 +91,27 @@ export function startServer({ port = 8080, host = '127.0.0.1', extraMounts = {},
       return res.end('not found');
     }
     const { size } = statSync(file);
-    res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': size, 'Cache-Control': 'no-cache', ...headers });
+    const fault = faults?.(req) ?? {};
+    const range = fault.ranges === false ? null : byteRange(req.headers.range, size);
+    if (range === 'unsatisfiable') {
+      res.writeHead(416, { 'Content-Range': `bytes */${size}`, ...headers });
+      return res.end();
+    }
+    const [start, end] = range ?? [0, size - 1];
+    res.writeHead(range ? 206 : 200, {
+      'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'Content-Length': end - start + 1,
+      'Cache-Control': 'no-cache',
+      ...(fault.ranges === false ? {} : { 'Accept-Ranges': 'bytes' }),
+      ...(range ? { 'Content-Range': `bytes ${start}-${end}/${size}` } : {}),
+      ...headers,
+    });
     if (req.method === 'HEAD') return res.end();
-    createReadStream(file).pipe(res);
+    if (fault.cutAt === undefined || fault.cutAt > end) return (range ? createReadStream(file, { start, end }) : createReadStream(file)).pipe(res);
+    res.flushHeaders();
+    const body = fault.cutAt > start ? createReadStream(file, { start, end: fault.cutAt - 1 }) : Readable.from([]);
+    body.pipe(res, { end: false });
+    body.on('end', () => res.socket?.end());
   });
   return new Promise((ok, fail) => {
     server.once('error', fail);

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install what building and testing edgellm needs, once; later runs find it cached.
-#   scripts/setup.sh [build] [browser] [gpu] [node] [models...]
+#   scripts/setup.sh [build] [browser] [gpu] [fuzz] [node] [models...]
 # Tools go to ~/.cache/edgellm (never into the repository).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${EDGELLM_CACHE:-$HOME/.cache/edgellm}"
 WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' wasm/Cargo.toml)
+CARGO_FUZZ_VERSION=0.13.2
 export PATH="$CACHE/tools/bin:$PATH"
 
 need_build() {
@@ -41,6 +42,15 @@ need_gpu() {
   fi
 }
 
+need_fuzz() {
+  # cargo-fuzz drives libFuzzer, which needs nightly (-Z sanitizer); scripts/fuzz.sh runs it.
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  if [ "$(cargo-fuzz --version 2>/dev/null | awk '{print $2}')" != "$CARGO_FUZZ_VERSION" ]; then
+    echo "installing cargo-fuzz $CARGO_FUZZ_VERSION (a minute or two, once)"
+    cargo install --quiet cargo-fuzz --version "=$CARGO_FUZZ_VERSION" --root "$CACHE/tools"
+  fi
+}
+
 need_node() {
   # package-lock.json pins the versions; node_modules is ignored by git.
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -53,6 +63,7 @@ for what in "$@"; do
     build) need_build ;;
     browser) need_browser ;;
     gpu) need_gpu ;;
+    fuzz) need_fuzz ;;
     node) need_node ;;
     *) python3 models/fetch.py "$what" >/dev/null ;;
   esac

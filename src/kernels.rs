@@ -81,10 +81,10 @@ impl Q8Rows {
     pub fn quantize(&mut self, x: &[f32], cols: usize) {
         assert!(cols % BLOCK == 0 && x.len() % cols == 0, "{} values in rows of {cols}", x.len());
         self.make_room(x.len(), cols);
-        for (i, xb) in x.chunks_exact(BLOCK).enumerate() {
-            let qb = &mut self.qs[i * BLOCK..(i + 1) * BLOCK];
+        let blocks = x.as_chunks::<BLOCK>().0.iter().zip(self.qs.as_chunks_mut::<BLOCK>().0.iter_mut());
+        for (i, (xb, qb)) in blocks.enumerate() {
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-            let (scale, total) = simd128::quantize_block(xb.try_into().unwrap(), qb.try_into().unwrap());
+            let (scale, total) = simd128::quantize_block(xb, qb);
             #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
             let (scale, total) = scalar::quantize_block(xb, qb);
             for (q8, &q) in self.q8[i * BLOCK..(i + 1) * BLOCK].iter_mut().zip(qb.iter()) {

@@ -14,6 +14,10 @@
 //! println!("\n{:.1} tok/s", out.timings.decode_tok_s);
 //! ```
 
+// In wasm a panic kills the module and every model in it: what comes from outside must end in
+// an Err with a code. test.sh runs clippy on the crates that ship to wasm with these denied.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod embed;
 pub mod error;
 pub mod generate;

@@ -8,9 +8,19 @@ use minijinja::{Environment, ErrorKind};
 use serde::{Deserialize, Serialize};
 
 use crate::bail;
-use crate::error::Result;
+use crate::error::{Error, ErrorCode, Result};
 use crate::gguf::Metadata;
 use crate::tokenizer::Tokenizer;
+
+/// The work one render may do, in minijinja's fuel (about one unit per instruction, and one per
+/// ~64 bytes it allocates): a template comes from the model file, so a hostile one could
+/// otherwise loop or allocate without end. The longest real template we ship or test (Qwen 3's,
+/// with tools) rendering a 100-turn conversation uses under a tenth of it.
+pub const TEMPLATE_FUEL: u64 = 1_000_000;
+
+/// The longest rendered chat accepted, in bytes: far more than any context window holds
+/// (a 128k-token prompt is about 0.5 MB of text), small enough to be no threat to memory.
+pub const MAX_TEMPLATE_OUTPUT: usize = 4 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
@@ -142,6 +152,7 @@ impl ChatTemplate {
         if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build() {
             env.set_syntax(syntax);
         }
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
             Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
@@ -174,13 +185,37 @@ impl ChatTemplate {
     fn render_as_given(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
         let env = self.environment();
         let template = env.template_from_str(&self.source)?;
-        Ok(template.render(minijinja::context! {
-            messages => minijinja::Value::from_iter(
-                messages.iter().map(|m| minijinja::context! { role => &m.role, content => &m.content })
-            ),
-            add_generation_prompt => add_generation_prompt,
-            bos_token => &self.bos_token,
-            eos_token => &self.eos_token,
-        })?)
+        let mut out = BoundedOutput(Vec::new());
+        template.render_captured_to(
+            minijinja::context! {
+                messages => minijinja::Value::from_iter(
+                    messages.iter().map(|m| minijinja::context! { role => &m.role, content => &m.content })
+                ),
+                add_generation_prompt => add_generation_prompt,
+                bos_token => &self.bos_token,
+                eos_token => &self.eos_token,
+            },
+            &mut out,
+        )?;
+        String::from_utf8(out.0)
+            .map_err(|_| Error::new(ErrorCode::Template, "the rendered chat is not valid UTF-8"))
+    }
+}
+
+/// Where a render writes: refuses to grow past [`MAX_TEMPLATE_OUTPUT`], so the error comes
+/// before the memory is spent rather than after.
+struct BoundedOutput(Vec<u8>);
+
+impl std::io::Write for BoundedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_TEMPLATE_OUTPUT {
+            return Err(std::io::Error::other(format!("the rendered chat is longer than {MAX_TEMPLATE_OUTPUT} bytes")));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

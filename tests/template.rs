@@ -118,3 +118,45 @@ fn bad_requests_are_refused_with_a_reason() {
     let e = ChatTemplate::preset("alpaca", &tk).unwrap_err();
     assert!(e.message.contains("zephyr"), "{}", e.message);
 }
+
+/// A template comes from the file: one that loops or allocates without end is stopped by the
+/// fuel budget or the output cap with a template_error, quickly, and the model's own templates
+/// still render a long conversation within both.
+#[test]
+fn hostile_templates_are_stopped_in_bounded_time_and_output() {
+    use edgellm::template::MAX_TEMPLATE_OUTPUT;
+    let (_, tk) = llama_tokenizer();
+    let hostile = [
+        // 10^10 iterations.
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+        // A string doubled 40 times: a terabyte.
+        "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+        // 100 MB in one repetition, written out 100 times.
+        "{% for i in range(100) %}{{ 'x' * 100000000 }}{% endfor %}",
+        // Output past the cap from a cheap loop.
+        "{% for i in range(100000) %}{{ 'y' * 1000 }}{% endfor %}",
+        // Unbounded recursion.
+        "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+    ];
+    for source in hostile {
+        let mut w = GgufWriter::header(3, 0, 1);
+        w.kv("tokenizer.chat_template", V::Str(source));
+        let bytes = w.bytes();
+        let g = gguf::parse(&bytes).unwrap();
+        let started = std::time::Instant::now();
+        let result = ChatTemplate::for_model(None, g.metadata(), &tk).and_then(|t| t.render(&chat(), true));
+        let e = result.expect_err(source);
+        assert_eq!(e.code, edgellm::ErrorCode::Template, "{source}: {}", e.message);
+        assert!(started.elapsed().as_secs_f64() < 5.0, "{source} took {:?}", started.elapsed());
+    }
+
+    let bytes = model_bytes(SMOLLM2);
+    let g = gguf::parse(&bytes).unwrap();
+    let tk = Tokenizer::from_gguf(g.metadata()).unwrap();
+    let own = ChatTemplate::for_model(None, g.metadata(), &tk).unwrap();
+    let long: Vec<Message> = (0..200)
+        .map(|i| Message::new(if i % 2 == 0 { "user" } else { "assistant" }, &"A sentence of a long chat. ".repeat(20)))
+        .collect();
+    let chat = own.render(&long, true).unwrap();
+    assert!(chat.len() > 100_000 && chat.len() < MAX_TEMPLATE_OUTPUT);
+}

@@ -65,7 +65,7 @@ pub fn expand_int8(model: &mut ModelProto) -> Result<()> {
         };
         let q = t.get_raw_data();
         let s: Vec<f32> =
-            scale.get_raw_data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+            le_f32s(scale.get_raw_data());
         if q.len() != rows * cols || s.len() != rows.div_ceil(BLOCK) * cols {
             bail!(InvalidOnnx, "INT8 weight '{name}' or its scales do not match the shape {rows}×{cols}");
         }
@@ -114,20 +114,17 @@ impl Table {
             [r, c] if *r > 0 && *c > 0 => (*r as usize, *c as usize),
             d => bail!(InvalidOnnx, "'{name}' has shape {d:?}; two dimensions were expected"),
         };
-        let floats = |t: &TensorProto| -> Vec<f32> {
-            t.get_raw_data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
-        };
         if t.get_data_type() == TensorProto_DataType::INT8.value() {
             let Some(s) = inits.iter().find(|s| s.get_name() == format!("{name}{SCALE_SUFFIX}")) else {
                 bail!(InvalidOnnx, "INT8 table '{name}' has no scales");
             };
-            let (q, s) = (t.get_raw_data().to_vec(), floats(s));
+            let (q, s) = (t.get_raw_data().to_vec(), le_f32s(s.get_raw_data()));
             if q.len() != rows * cols || s.len() != rows.div_ceil(BLOCK) * cols {
                 bail!(InvalidOnnx, "INT8 table '{name}' or its scales do not match {rows}×{cols}");
             }
             return Ok(Self { cols, rows, values: Vec::new(), int8: Some((q, s)) });
         }
-        let values = floats(t);
+        let values = le_f32s(t.get_raw_data());
         if values.len() != rows * cols {
             bail!(InvalidOnnx, "table '{name}' holds {} values, not {rows}×{cols}", values.len());
         }
@@ -147,4 +144,10 @@ impl Table {
             }
         }
     }
+}
+
+/// The f32s of a tensor's little-endian `raw_data` (a trailing partial value is ignored; the
+/// callers check the count against the shape).
+pub fn le_f32s(raw: &[u8]) -> Vec<f32> {
+    raw.as_chunks::<4>().0.iter().map(|b| f32::from_le_bytes(*b)).collect()
 }

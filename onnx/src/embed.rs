@@ -42,36 +42,7 @@ impl OnnxEmbedder {
     /// cannot be fixed is refused naming the input. Needs WebGPU (natively: Vulkan, Metal or
     /// DX12; Mesa's lavapipe runs it on the CPU).
     pub async fn load(onnx_bytes: &[u8], tokenizer_json: &[u8], seq_len: usize) -> Result<Self> {
-        // wonnx multiplies matrices in blocks of 2, 3 or 4 rows and refuses an odd row count.
-        if seq_len == 0 || !seq_len.is_multiple_of(2) {
-            bail!(
-                UnsupportedShape,
-                "{WHAT}: the sequence length must be even and positive (wonnx's matrix product), not {seq_len}"
-            );
-        }
-        let mut model = ModelProto::parse_from_bytes(onnx_bytes)
-            .map_err(|e| Error::new(ErrorCode::InvalidOnnx, format!("{WHAT}: not an ONNX model: {e}")))?;
-        let (sizes, has_token_type_ids) = axis_sizes(&model, seq_len)?;
-        let token_output = token_output(&model)?;
-
-        // Pool on the CPU from the token embeddings (a few thousand additions): not every export
-        // has a pooling step, and the other outputs of sentence-transformers' exports only echo
-        // the inputs.
-        static_shapes::keep_outputs(&mut model, &[&token_output])?;
-        let sizes: Vec<(&str, i64)> = sizes.iter().map(|(name, size)| (name.as_str(), *size)).collect();
-        static_shapes::fix_dynamic_axes(&mut model, &sizes)?;
-        static_shapes::lower_for_wonnx(&mut model, WHAT)?;
-
-        let shapes = static_shapes::value_shapes(model.get_graph());
-        let dim = match shapes.get(&token_output) {
-            Some(ValueShape { dims, .. }) if dims.len() == 3 && dims[..2] == [1, seq_len as i64] => dims[2] as usize,
-            other => bail!(
-                InvalidOnnx,
-                "{WHAT}: output '{token_output}' should be (1, {seq_len}, dim) once the axes are fixed, not {:?}",
-                other.map(|s| &s.dims)
-            ),
-        };
-
+        let EmbedderGraph { model, token_output, has_token_type_ids, dim } = EmbedderGraph::prepare(onnx_bytes, seq_len)?;
         let mut tokenizer = tokenizers::Tokenizer::from_bytes(tokenizer_json)
             .map_err(|e| Error::new(ErrorCode::Tokenizer, format!("{WHAT}: tokenizer.json: {e}")))?;
         // The graph has exactly seq_len positions: truncate to them and pad the rest (the file's
@@ -120,6 +91,54 @@ impl OnnxEmbedder {
     }
 }
 
+/// The CPU half of loading an embedder: the graph parsed, its axes fixed to one text of
+/// `seq_len` tokens and lowered to what wonnx runs, before any GPU is asked for (the fuzz
+/// target onnx/fuzz `embedder_graph` runs exactly this on hostile bytes).
+pub struct EmbedderGraph {
+    pub model: ModelProto,
+    /// The graph output holding one vector per token, (1, seq_len, dim).
+    pub token_output: String,
+    pub has_token_type_ids: bool,
+    pub dim: usize,
+}
+
+impl EmbedderGraph {
+    pub fn prepare(onnx_bytes: &[u8], seq_len: usize) -> Result<Self> {
+        // wonnx multiplies matrices in blocks of 2, 3 or 4 rows and refuses an odd row count.
+        if seq_len == 0 || !seq_len.is_multiple_of(2) {
+            bail!(
+                UnsupportedShape,
+                "{WHAT}: the sequence length must be even and positive (wonnx's matrix product), not {seq_len}"
+            );
+        }
+        let mut model = ModelProto::parse_from_bytes(onnx_bytes)
+            .map_err(|e| Error::new(ErrorCode::InvalidOnnx, format!("{WHAT}: not an ONNX model: {e}")))?;
+        let (sizes, has_token_type_ids) = axis_sizes(&model, seq_len)?;
+        let token_output = token_output(&model)?;
+
+        // Pool on the CPU from the token embeddings (a few thousand additions): not every export
+        // has a pooling step, and the other outputs of sentence-transformers' exports only echo
+        // the inputs.
+        static_shapes::keep_outputs(&mut model, &[&token_output])?;
+        let sizes: Vec<(&str, i64)> = sizes.iter().map(|(name, size)| (name.as_str(), *size)).collect();
+        static_shapes::fix_dynamic_axes(&mut model, &sizes)?;
+        static_shapes::lower_for_wonnx(&mut model, WHAT)?;
+
+        let shapes = static_shapes::value_shapes(model.get_graph());
+        let dim = match shapes.get(&token_output) {
+            Some(ValueShape { dims, .. }) if dims.len() == 3 && dims[..2] == [1, seq_len as i64] && dims[2] > 0 => {
+                dims[2] as usize
+            }
+            other => bail!(
+                InvalidOnnx,
+                "{WHAT}: output '{token_output}' should be (1, {seq_len}, dim) once the axes are fixed, not {:?}",
+                other.map(|s| &s.dims)
+            ),
+        };
+        Ok(Self { model, token_output, has_token_type_ids, dim })
+    }
+}
+
 /// The mean of the token vectors (rows of `tokens`) whose mask is 1, scaled to unit length.
 fn mean_pool_normalized(tokens: &[f32], mask: &[i64], dim: usize) -> Vec<f32> {
     let mut sum = vec![0f32; dim];
@@ -149,12 +168,11 @@ fn axis_sizes(model: &ModelProto, seq_len: usize) -> Result<(Vec<(String, i64)>,
             );
         }
     }
-    for required in [INPUT_IDS, ATTENTION_MASK] {
-        if !inputs.iter().any(|i| i.get_name() == required) {
-            bail!(InvalidOnnx, "{WHAT}: the graph has no input '{required}'");
-        }
+    let input = |name: &str| inputs.iter().find(|i| i.get_name() == name);
+    let Some(ids) = input(INPUT_IDS) else { bail!(InvalidOnnx, "{WHAT}: the graph has no input '{INPUT_IDS}'") };
+    if input(ATTENTION_MASK).is_none() {
+        bail!(InvalidOnnx, "{WHAT}: the graph has no input '{ATTENTION_MASK}'");
     }
-    let ids = inputs.iter().find(|i| i.get_name() == INPUT_IDS).unwrap();
     let dims = ids.get_field_type().get_tensor_type().get_shape().get_dim();
     if dims.len() != 2 {
         bail!(UnsupportedShape, "{WHAT}: input '{INPUT_IDS}' has {} axes; (batch, sequence) was expected", dims.len());

@@ -31,7 +31,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use edgellm::bail;
+use edgellm::{bail, Error, ErrorCode};
 use edgellm::gguf;
 use edgellm::model::hparams::{Family, HParams, RopeFactors};
 use edgellm::model::TensorSource;
@@ -264,7 +264,8 @@ impl<'a> Exporter<'a> {
     pub fn file(&self, name: &str) -> Result<Vec<u8>> {
         let m = &self.manifest;
         if name == MANIFEST_FILE {
-            return Ok(serde_json::to_vec_pretty(m).expect("manifest serializes"));
+            return serde_json::to_vec_pretty(m)
+                .map_err(|e| Error::new(ErrorCode::Inference, format!("writing the export's manifest: {e}")));
         }
         if name == m.tokenizer {
             return Ok(self.gguf.metadata_only(self.bytes));
@@ -317,10 +318,14 @@ struct Weights<'a> {
 }
 
 impl Weights<'_> {
-    fn store(&self, name: &str, data: Vec<f32>, dims: &[i64]) -> Vec<TensorProto> {
+    /// The initializer the graph uses, and the INT8 storage's scales beside it.
+    fn store(&self, name: &str, data: Vec<f32>, dims: &[i64]) -> (TensorProto, Option<TensorProto>) {
         match self.storage {
-            WeightStorage::F32 => vec![float_tensor(name, &data, dims)],
-            WeightStorage::Int8 => int8_tensors(name, &data, dims).into(),
+            WeightStorage::F32 => (float_tensor(name, &data, dims), None),
+            WeightStorage::Int8 => {
+                let [values, scales] = int8_tensors(name, &data, dims);
+                (values, Some(scales))
+            }
         }
     }
 
@@ -335,12 +340,11 @@ impl Weights<'_> {
 }
 
 impl GraphBuilder {
-    /// Add a weight stored as one or more initializers; the first is the one the graph uses.
-    fn weights(&mut self, tensors: Vec<TensorProto>) -> Value {
-        let mut tensors = tensors.into_iter();
-        let main = self.weight(tensors.next().expect("a weight"));
-        for extra in tensors {
-            self.weight(extra);
+    /// Add a weight as [`Exporter::store`] made it: the initializer the graph uses, and its scales.
+    fn weights(&mut self, (main, scales): (TensorProto, Option<TensorProto>)) -> Value {
+        let main = self.weight(main);
+        if let Some(scales) = scales {
+            self.weight(scales);
         }
         main
     }
@@ -358,10 +362,10 @@ fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 /// `x / sqrt(mean(x²) + eps) · weight` over the last axis of `x: [n, d]`.
 fn rms_norm(b: &mut GraphBuilder, x: &Value, name: &str, weight: Vec<f32>, eps: f32) -> Value {
-    let d = *x.dims.last().unwrap();
-    let sq = b.binary("Mul", x, x);
     let mut mean_dims = x.dims.clone();
-    *mean_dims.last_mut().unwrap() = 1;
+    let d = mean_dims.pop().unwrap_or(1);
+    mean_dims.push(1);
+    let sq = b.binary("Mul", x, x);
     let last_axis = x.dims.len() as i64 - 1;
     let mean =
         b.op("ReduceMean", &[&sq], vec![attribute("axes", vec![last_axis]), attribute("keepdims", 1i64)], &mean_dims);

@@ -96,7 +96,9 @@ impl GraphBuilder {
 
     pub fn matmul(&mut self, a: &Value, b: &Value) -> Value {
         let mut dims = a.dims.clone();
-        *dims.last_mut().unwrap() = *b.dims.last().unwrap();
+        if let (Some(d), Some(&n)) = (dims.last_mut(), b.dims.last()) {
+            *d = n;
+        }
         self.op("MatMul", &[a, b], vec![], &dims)
     }
 

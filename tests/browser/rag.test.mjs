@@ -1,5 +1,6 @@
 // The page end to end in headless Chromium: default corpus indexed, model loaded, a user's
 // document added and asked about with a streamed, cited answer; hostile documents stay text;
+// files past the document limits are refused one by one, saying why, while the others are added;
 // after a reload the model comes from the browser cache and the index from IndexedDB.
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -82,6 +83,31 @@ test('ask the page about your own document, safely, and find it all again after 
       { name: 'dam.pdf', mimeType: 'application/pdf', buffer: twoPagePdf(['Inspection log of the Holmvatn dam, volume one.', 'The Holmvatn spillway discharges 300 cubic metres per second at flood level.']) },
     ]);
     await page.waitForFunction(() => /Added/.test(document.getElementById('doc-status').textContent), null, { timeout: 120_000 });
+
+    // Files past a limit (www/rag/limits.js), empty or of another type are refused one by one, each
+    // saying why and what to do, as text; the good file chosen with them is still added, and the
+    // page answers as before (the questions below).
+    await page.setInputFiles('#files', [
+      { name: 'huge.txt', mimeType: 'text/plain', buffer: Buffer.alloc(20 * 2 ** 20 + 1, 'a') },
+      { name: 'ledger.pdf', mimeType: 'application/pdf', buffer: twoPagePdf(Array.from({ length: 501 }, (_, i) => `Ledger page ${i + 1}`)) },
+      { name: 'blank.md', mimeType: 'text/markdown', buffer: Buffer.from(' \n\n ') },
+      { name: 'slides.pptx', mimeType: 'application/octet-stream', buffer: Buffer.from('PK') },
+      // 5,556 passages at the 400-character chunks set above: refused after chunking, before any embedding.
+      { name: 'crumbs.txt', mimeType: 'text/plain', buffer: Buffer.from('word '.repeat(400_000)) },
+      { name: 'ferry.txt', mimeType: 'text/plain', buffer: Buffer.from('The Brattli ferry crosses the fjord in eleven minutes.') },
+    ]);
+    await page.waitForFunction(() => /Not added/.test(document.getElementById('doc-status').textContent), null, { timeout: 120_000 });
+    const refused = await page.$eval('#doc-status', (p) => ({ text: p.textContent, error: p.classList.contains('error'), children: p.children.length }));
+    assert.match(refused.text, /^Added ferry\.txt\. Not added: /, refused.text);
+    assert.match(refused.text, /huge\.txt is 20\.1 MiB; edgellm reads text, Markdown and HTML documents of up to 20 MiB\. Split it/, refused.text);
+    assert.match(refused.text, /ledger\.pdf has 501 pages; edgellm reads PDFs of up to 500 pages\. Split the PDF/, refused.text);
+    assert.match(refused.text, /blank\.md has no text to index\. Check the file/, refused.text);
+    assert.match(refused.text, /slides\.pptx: only \.txt, .*, not \.pptx\. Save or export/, refused.text);
+    assert.match(refused.text, /crumbs\.txt makes 5556 passages and the index already holds \d+: together over the 5000 passages edgellm indexes \(room for \d+ more\)\. Remove documents/, refused.text);
+    assert.ok(refused.error && refused.children === 0, `shown as an error, in text only: ${JSON.stringify(refused)}`);
+    const listed = await page.$$eval('#doc-list li span', (s) => s.map((x) => x.textContent));
+    assert.ok(listed.includes('ferry.txt') && listed.includes('zorblax.txt'), listed.join());
+    for (const name of ['huge.txt', 'ledger.pdf', 'blank.md', 'slides.pptx', 'crumbs.txt']) assert.ok(!listed.includes(name), `${name} is not listed`);
 
     const r = await ask(page, 'When was the Zorblax tidal turbine commissioned?');
     assert.ok(r.answer.trim().length > 0, 'an answer');

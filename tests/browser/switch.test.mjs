@@ -1,5 +1,6 @@
 // Switching models at runtime in the page, A → B → A: the worker unloads one and loads the
 // other, the second load of A comes from the browser cache, and generation works each time.
+// The switch back to A is made while B's answer is still streaming: the answer stops cleanly.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { withBrowser } from './chromium.mjs';
@@ -15,7 +16,7 @@ async function loadAndAsk(page, model) {
   return { status, answer: await page.textContent('#thread .turn:last-child .answer'), timings: await page.textContent('#thread .turn:last-child .timings') };
 }
 
-test('switch smollm2 → gemma3 → smollm2 without reloading the page', { timeout: 900_000 }, async () => {
+test('switch smollm2 → gemma3 → smollm2 without reloading the page, the last switch while an answer streams', { timeout: 900_000 }, async () => {
   await withBrowser(async ({ page, url, logs }) => {
     await page.goto(url);
     await page.waitForFunction(() => /passages indexed/.test(document.getElementById('doc-status').textContent), null, { timeout: 240_000 });
@@ -25,7 +26,20 @@ test('switch smollm2 → gemma3 → smollm2 without reloading the page', { timeo
     await page.fill('#max-new-tokens', '4');
     const a = await loadAndAsk(page, 'smollm2-135m');
     const b = await loadAndAsk(page, 'gemma3-270m');
+    // A long answer from B, and A chosen while it streams: the answer is stopped, A loads.
+    await page.fill('#max-new-tokens', '200');
+    await page.fill('#question', 'Explain the concept of life cycle assessment.');
+    await page.click('#ask');
+    await page.waitForFunction(() => document.querySelector('#thread .turn:last-child')?.dataset.state === 'streaming', null, { timeout: 180_000 });
+    const streaming = await page.getAttribute('#thread .turn:last-child', 'id');
+    await page.fill('#max-new-tokens', '4');
     const again = await loadAndAsk(page, 'smollm2-135m');
+    const interrupted = await page.evaluate((id) => {
+      const li = document.getElementById(id);
+      return { state: li.dataset.state, timings: li.querySelector('.timings').textContent, answer: li.querySelector('.answer').textContent };
+    }, streaming);
+    assert.deepEqual([interrupted.state, interrupted.timings], ['stopped', 'stopped'], JSON.stringify(interrupted));
+    assert.ok(interrupted.answer.length > 0, 'what had streamed stays shown');
     assert.match(a.status, /^Smollm2.*downloaded/, a.status);
     assert.match(b.status, /^Gemma 3 270m.*downloaded/, b.status);
     assert.match(again.status, /^Smollm2.*from the browser cache/, again.status);

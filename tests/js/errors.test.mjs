@@ -88,7 +88,7 @@ test('errors: every Rust ErrorCode is in the catalogue, marked as from Rust, and
 });
 
 test('errors: each entry says what happened and what to do, in one line', () => {
-  const origins = new Set(['rust', 'engine', 'retrieval', 'prompt', 'service']);
+  const origins = new Set(['rust', 'engine', 'storage', 'retrieval', 'prompt', 'documents', 'service']);
   for (const [code, entry] of Object.entries(ERROR_CODES)) {
     assert.match(code, /^[a-z][a-z0-9]*(_[a-z0-9]+)*$/, `${code}: codes are snake_case`);
     assert.deepEqual(Object.keys(entry).sort(), ['action', 'origin', 'what'], code);

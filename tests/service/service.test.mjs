@@ -75,6 +75,7 @@ for (const runtime of ['workerd', 'deno', 'node']) {
         [await post(url, '/v1/chat/completions', { ...CHAT, model: 'gpt-4o' }), 404, 'model_not_found'],
         [await post(url, '/v1/chat/completions', { messages: [{ role: 'user', content: 'word '.repeat(6000) }], max_tokens: 4 }), 400, 'context_overflow'],
         [await post(url, '/v1/embeddings', { input: 'x'.repeat(2 << 20) }), 413, 'payload_too_large'],
+        [await post(url, '/v1/documents', { name: 'blank.md', text: ' \n ' }), 400, 'empty_document'],
         [await post(url, '/v1/search', { query: '' }), 400, 'empty_query'],
         [await post(url, '/v1/search', { query: QUESTION, top_k_final: 40 }), 400, 'invalid_settings'],
         [await post(url, '/v1/nothing', {}), 404, 'not_found'],

@@ -5,6 +5,9 @@
 //! Every failure becomes a JavaScript `Error` with `name = "EdgeLLMError"` and a stable `code`
 //! (see `edgellm::ErrorCode`), never a panic: a panic would kill the module and every model in it.
 #![cfg(target_arch = "wasm32")]
+// In wasm a panic kills the module and every model in it: what comes from outside must end in
+// an Err with a code. test.sh runs clippy on the crates that ship to wasm with these denied.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use edgellm::embed::{Embedder, DEFAULT_MAX_TOKENS};
 use edgellm::generate::Session;

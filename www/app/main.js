@@ -3,7 +3,7 @@
 // Every piece of document text and model output reaches the page through textContent, DOM
 // building, or the markdown renderer in render.js, which builds elements from parsed tokens:
 // none of it is ever parsed as HTML.
-import { WorkerEngine, loadTokenizer, inspectModel } from '../engine/index.js';
+import { WorkerEngine, loadTokenizer, inspectModel, EdgeLLMError, ERROR_CODES } from '../engine/index.js';
 import { DocumentIndex } from '../rag/index.js';
 import { indexDocuments, sampleCorpus } from '../rag/pipeline.js';
 import { answerQuestion, Conversation, DECODINGS } from '../rag/answer.js';
@@ -11,24 +11,30 @@ import { warmSentenceVectors } from '../rag/extract.js';
 import { AnswerCache, cacheScope } from '../rag/answer-cache.js';
 import { renderAnswer, renderSources, citationElement, inlineNodes } from './render.js';
 import { getModel, clearModels, modelUrl, bertFiles, BERT_FILES, chatModels, chatModelSource, answerPreset } from './storage.js';
-import { readDocument, ACCEPTED } from './documents.js';
-import { loadIndex, saveIndex, loadAnswerCache, saveAnswerCache, clearAnswerCache } from './store.js';
+import { readDocument } from './documents.js';
+import { loadIndex, saveIndex, clearIndex, loadAnswerCache, saveAnswerCache, clearAnswerCache } from './store.js';
 
 const $ = (id) => document.getElementById(id);
 const WASM32_LIMIT = 4 * 2 ** 30;
 
 const state = {
   registry: null,
-  engine: new WorkerEngine(),
+  // A crash of its worker (out of memory, a wasm trap) fails the calls in flight; the next call
+  // starts a fresh worker, which recoverFromCrash fills again.
+  engine: new WorkerEngine(undefined, { onCrash: (error) => recoverFromCrash(error) }),
   tokenizer: null, // synchronous token counts for the loaded model
   modelInfo: null,
   embedderReady: null, // Promise
   embedderId: null, // the registry id of the embedding model, once loaded (null: questions skip the answer cache)
+  embedderLost: false, // it was in a worker that crashed: the next load of a model loads it again
   rerankerLoaded: false,
   index: new DocumentIndex(),
   conversation: new Conversation(), // what earlier turns give a new question (www/rag/answer.js)
   turns: 0, // turns shown since the last "New conversation": numbers the ids in #thread
   controller: null, // the running answer's, or null
+  answering: null, // settles when the running answer has ended (Promise)
+  lastLoad: null, // the last model load asked for, { work, name }: a crash repeats it
+  recovering: false, // a crash's reload is running: another crash now is not retried
   loadedEntry: null, // the registry entry of the loaded model ({ name } for a file of the user's)
   ownModel: null, // the user's own GGUF being considered: { source, name, inspection }
   preset: null, // its answer preset, or null (greedy)
@@ -40,6 +46,11 @@ const state = {
   // Answers to earlier questions, served again for the same question in other words
   // (www/rag/answer-cache.js); kept in IndexedDB beside the index.
   answerCache: new AnswerCache(),
+  // What #cache-status says about how model files were stored, by file (noteCache).
+  cacheNotices: new Map(),
+  // False once IndexedDB refused to open or to save: the index (and the answer cache) then live
+  // in this tab only, and the page stops trying to save them.
+  indexKept: true,
 };
 
 /** Embed the indexed passages' sentences while the page is idle (batch by batch in the worker). */
@@ -53,15 +64,29 @@ function say(id, text, isError = false) {
   $(id).classList.toggle('error', isError);
 }
 
+/** A status line shown only while it has something to say (#cache-status, #index-status). */
+function showNotice(id, text) {
+  $(id).textContent = text;
+  $(id).hidden = !text;
+}
+
 function num(id) {
   return Number($(id).value);
 }
 
 // ---- models -----------------------------------------------------------------------------
 
+/** Load the embedding model in the worker; retrieval and indexing wait for `state.embedderReady`. */
+function startEmbedder() {
+  state.embedderLost = false;
+  state.embedderReady = loadEmbedder();
+  // Awaited where it is needed, which reports a failure: not an unhandled rejection here.
+  state.embedderReady.catch(() => {});
+}
+
 async function loadEmbedder() {
   const entry = state.registry.models.find((m) => m.kind === 'embedding');
-  await state.engine.loadEmbedder(await bertFiles(entry));
+  await state.engine.loadEmbedder(await bertFiles(entry, { onResult: (file, stored) => noteCache(`${entry.name}'s ${file}`, stored) }));
   state.embedderId = entry.id;
 }
 
@@ -82,24 +107,55 @@ async function loadModel() {
       if (inspection) say('model-status', `${entry.name} needs about ${mib(inspection.info.estimatedMemoryBytes)}; downloading…`);
     }
     const t0 = performance.now();
-    const { buffer, fromCache } = await getModel({ url: modelUrl(file), sha256: file.sha256 }, showDownload);
-    await startModel(buffer, entry, options, `${fromCache ? 'from the browser cache' : 'downloaded'} in ${(performance.now() - t0).toFixed(0)} ms`);
+    const { buffer, fromCache, ...stored } = await getModel({ url: modelUrl(file), sha256: file.sha256 }, { onProgress: showDownload });
+    noteCache(file.file, stored);
+    const how = fromCache ? 'from the browser cache' : `${stored.corrupt ? 'downloaded again' : 'downloaded'}${stored.cacheError ? ' (not cached)' : ''}`;
+    await startModel(buffer, entry, options, `${how} in ${(performance.now() - t0).toFixed(0)} ms`);
   }, entry.name);
 }
 
-function showDownload({ loaded, total }) {
+function showDownload({ loaded, total, retry = 0, corrupt = false }) {
   $('progress').value = total ? loaded / total : 0;
-  say('model-status', `downloading ${(loaded / 2 ** 20).toFixed(0)}${total ? ` / ${(total / 2 ** 20).toFixed(0)}` : ''} MiB`);
+  const what = corrupt ? 'the cached copy was corrupt; downloading it again:' : 'downloading';
+  say('model-status', `${what} ${(loaded / 2 ** 20).toFixed(0)}${total ? ` / ${(total / 2 ** 20).toFixed(0)}` : ''} MiB${retry ? ` (the connection dropped; retry ${retry})` : ''}`);
+}
+
+/**
+ * Say in #cache-status what the user should know about how a model file was stored: a cached
+ * copy that failed its sha256 check, discarded and downloaded again (never used), or a file the
+ * browser would not cache (its storage quota for the site is full, or there is no Cache API),
+ * which loads from memory now and is downloaded again next time.
+ */
+function noteCache(file, { cached, cacheError, corrupt }) {
+  const notes = [];
+  if (corrupt) notes.push(`The cached copy of ${file} was corrupt (its sha256 did not match): it was discarded and downloaded again.`);
+  if (!cached && cacheError) {
+    const why = cacheError.name === 'QuotaExceededError' ? "the browser's storage quota for this site is full" : cacheError.message;
+    notes.push(`${file} was not cached (${why}): it is loaded from memory, and will be downloaded again next time.`);
+  }
+  if (notes.length) state.cacheNotices.set(file, notes.join(' '));
+  else state.cacheNotices.delete(file);
+  showNotice('cache-status', [...state.cacheNotices.values()].join(' '));
 }
 
 /** Run `work` with the load buttons off and the progress bar shown; failures are reported. */
 async function withLoading(work, name) {
+  state.lastLoad = { work, name };
+  if (state.embedderLost) startEmbedder();
   $('load').disabled = $('ask').disabled = $('own-load').disabled = true;
   $('progress').hidden = false;
+  delete $('model-status').dataset.code;
   try {
+    // Choosing a model while an answer streams stops the answer (shown as stopped) first: the
+    // worker would refuse the load as busy, and the model and tokenizer it uses are replaced.
+    await stopAnswer();
     await work();
   } catch (e) {
-    say('model-status', `Could not load ${name}: ${e.message}`, true);
+    // A catalogue error also says what to do (a download that never completed: retry).
+    const coded = e instanceof EdgeLLMError;
+    const action = coded ? ERROR_CODES[e.code]?.action : null;
+    say('model-status', `Could not load ${name}: ${e.message}${action ? `. ${action}` : ''}`, true);
+    if (coded) $('model-status').dataset.code = e.code;
   } finally {
     $('progress').hidden = true;
     $('load').disabled = false;
@@ -122,6 +178,42 @@ async function startModel(buffer, entry, options, how) {
     `loaded in ${l.totalMs.toFixed(0)} ms (context ${state.modelInfo.contextLength} tokens; wasm memory ${(wasmBytes / 2 ** 20).toFixed(0)} MiB; ` +
     `${describeRuntime(state.modelInfo.runtime)}).`);
   $('ask').disabled = false;
+}
+
+// ---- crash recovery ------------------------------------------------------------------------
+
+/**
+ * The engine's worker stopped (it crashed, ran out of memory, or its wasm module trapped): the
+ * call in flight failed, what was loaded in the worker is gone, and the next engine call starts
+ * a fresh one. Load the embedder and the last model asked for again, once: a crash during that
+ * reload (a model that crashes whenever it loads) is reported and left to the user, so the page
+ * cannot loop on it.
+ */
+async function recoverFromCrash(error) {
+  state.modelInfo = null;
+  state.embedderId = null;
+  state.embedderLost = true;
+  if (state.rerankerLoaded) {
+    state.rerankerLoaded = false;
+    say('reranker-status', 'Off: the engine restarted after a crash; load the reranker again to use it.', true);
+  }
+  if (state.recovering) return; // the reload running now fails, and says so below
+  state.recovering = true;
+  try {
+    // The calls the crash failed report first (an answer shown as failed, a load as not done).
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const reload = state.lastLoad;
+    say('model-status', `Restarting the engine (${error.message})${reload ? ` and loading ${reload.name} again` : ''}…`, true);
+    if (reload) await withLoading(reload.work, reload.name); // loads the lost embedder too
+    else startEmbedder();
+    // Until the embedder is back too, a crash is this recovery's own.
+    await state.embedderReady.catch(() => {});
+    if (!reload) return say('model-status', `Restarted the engine after a crash (${error.message}). Pick a model and press Load.`);
+    if (state.modelInfo) say('model-status', `Restarted the engine after a crash (${error.message}). ${$('model-status').textContent}`);
+    else say('model-status', `${$('model-status').textContent} The engine was restarted once after a crash (${error.message}); press Load to try again.`, true);
+  } finally {
+    state.recovering = false;
+  }
 }
 
 // ---- the user's own GGUF ----------------------------------------------------------------
@@ -163,7 +255,7 @@ async function loadOwn() {
   await withLoading(async () => {
     const t0 = performance.now();
     // A file of the user's has no published sha256 to check; it is read or downloaded as it is.
-    const buffer = source instanceof Blob ? await source.arrayBuffer() : (await getModel({ url: source.url }, showDownload)).buffer;
+    const buffer = source instanceof Blob ? await source.arrayBuffer() : (await getModel({ url: source.url }, { onProgress: showDownload })).buffer;
     await startModel(buffer, { name }, {}, `${source instanceof Blob ? 'read' : 'downloaded'} in ${(performance.now() - t0).toFixed(0)} ms`);
   }, name);
 }
@@ -178,7 +270,7 @@ async function loadReranker(readFile) {
   try {
     say('reranker-status', 'loading the reranker…');
     const files = {};
-    for (const [key, name] of BERT_FILES) files[key] = await readFile(name);
+    for (const [key, name] of Object.entries(BERT_FILES)) files[key] = await readFile(name);
     await state.engine.loadReranker(files);
     state.rerankerLoaded = true;
     say('reranker-status', 'On: the final passages are the top of the fused candidates reordered by the cross-encoder.');
@@ -205,28 +297,113 @@ function rerankerFromUrl(base) {
 
 // ---- documents --------------------------------------------------------------------------
 
+/**
+ * Index documents one at a time. A document refused (over DOCUMENT_LIMITS.maxChunks, no text:
+ * ../rag/limits.js) or failing leaves the index as it was, and the others are still added.
+ * Resolves to { added: names, refused: [{ name, error }] }.
+ */
 async function addDocuments(docs) {
   await state.embedderReady;
   const settings = { size: num('chunk-size'), overlap: num('chunk-overlap') };
-  await indexDocuments(state.index, docs, (texts) => state.engine.embed(texts), settings, (msg) => say('doc-status', msg));
-  await saveIndex(state.index.toJSON());
+  const added = [];
+  const refused = [];
+  for (const doc of docs) {
+    try {
+      await indexDocuments(state.index, [doc], (texts) => state.engine.embed(texts), settings, (msg) => say('doc-status', msg));
+      added.push(doc.name);
+    } catch (error) {
+      refused.push({ name: doc.name, error });
+    }
+  }
+  if (added.length) await persistIndex();
   renderDocuments();
-  warmSentences().catch(() => {}); // only a speed-up: the quick answer embeds what is missing itself
+  if (added.length) warmSentences().catch(() => {}); // only a speed-up: the quick answer embeds what is missing itself
+  return { added, refused };
 }
 
+/** What the page says about a file it did not add: the error's message (which names the file) and, for a catalogue code, what to do. */
+function refusalText({ name, error }) {
+  const message = error?.message || String(error);
+  const action = error instanceof EdgeLLMError ? ERROR_CODES[error.code]?.action : null;
+  return `${message.includes(name) ? '' : `${name}: `}${message}${action ? `. ${action}` : ''}`;
+}
+
+/**
+ * Add the user's files. Each is read and checked on its own (documents.js: type, size, PDF
+ * pages, text; then indexDocuments: passages): #doc-status names the files added and, for each
+ * refused one, why and what to do (as text).
+ */
 async function addFiles(files) {
+  const docs = [];
+  const refused = [];
+  for (const file of files) {
+    try {
+      docs.push(await readDocument(file));
+    } catch (error) {
+      refused.push({ name: file.name, error });
+    }
+  }
+  let added = [];
   try {
-    const docs = [];
-    for (const file of files) docs.push(await readDocument(file));
-    await addDocuments(docs);
-    say('doc-status', `Added ${docs.map((d) => d.name).join(', ')}.`);
+    if (docs.length) {
+      const result = await addDocuments(docs);
+      added = result.added;
+      refused.push(...result.refused);
+    }
   } catch (e) {
     say('doc-status', e.message, true);
+    return;
   }
+  const parts = [];
+  if (added.length) parts.push(`Added ${added.join(', ')}.`);
+  if (refused.length) parts.push(`Not added: ${refused.map(refusalText).join(' ')}`);
+  say('doc-status', parts.join(' '), refused.length > 0);
 }
 
 async function loadDefaultCorpus() {
-  await addDocuments(await sampleCorpus(async (file) => (await fetch(`corpus/${file}`)).text()));
+  const { refused } = await addDocuments(await sampleCorpus(async (file) => (await fetch(`corpus/${file}`)).text()));
+  if (refused.length) throw refused[0].error;
+}
+
+/** Save the index in IndexedDB; where that fails it stays in memory, and #index-status says so. */
+async function persistIndex() {
+  if (!state.indexKept) return;
+  await saveIndex(state.index.toJSON()).catch((e) => indexNotKept(e, 'save'));
+}
+
+/** IndexedDB refused (to open, in some private modes or with storage off; or to save): say what that costs. */
+function indexNotKept(error, step) {
+  state.indexKept = false;
+  const why = error?.message || String(error);
+  showNotice('index-status', step === 'save'
+    ? `The index could not be saved in the browser's storage (${why}): it is kept in this tab only, and what changed since it was last saved will not survive a reload.`
+    : `The browser's storage (IndexedDB) is unavailable here (${why}): documents are indexed in this tab only, and neither the index nor the answer cache will survive a reload.`);
+}
+
+/**
+ * The index saved in IndexedDB; else one built from the sample documents, with #index-status
+ * saying why: none is saved (a first visit, or the browser's site data was cleared), the saved
+ * one cannot be read (dropped, not trusted), or IndexedDB is unavailable (the page then works
+ * from memory).
+ */
+async function restoreIndex() {
+  const saved = await loadIndex().catch((e) => indexNotKept(e, 'open'));
+  if (saved) {
+    try {
+      state.index = DocumentIndex.fromJSON(saved);
+      renderDocuments();
+      warmSentences().catch(() => {});
+      return;
+    } catch (e) {
+      console.warn(`Discarding the stored index: ${e.message}`);
+      await clearIndex().catch(() => {});
+      showNotice('index-status', `The saved index could not be read (${e.message}): it is rebuilt from the sample documents, and documents you had added must be added again.`);
+    }
+  } else if (state.indexKept) {
+    showNotice('index-status', 'No saved index was found in this browser (a first visit, or its site data was cleared): the index is built from the sample documents.');
+  }
+  say('doc-status', 'Indexing the sample documents…');
+  await loadDefaultCorpus();
 }
 
 function renderDocuments() {
@@ -239,7 +416,7 @@ function renderDocuments() {
     remove.textContent = 'Remove';
     remove.addEventListener('click', async () => {
       state.index.removeSource(name);
-      await saveIndex(state.index.toJSON());
+      await persistIndex();
       renderDocuments();
     });
     li.append(label, remove);
@@ -513,6 +690,8 @@ async function ask() {
   $('ask').disabled = true;
   $('stop').disabled = false;
   const controller = state.controller = new AbortController();
+  let ended;
+  state.answering = new Promise((resolve) => (ended = resolve));
   try {
     const cached = await cachedAnswer(question);
     if (cached.hit) {
@@ -543,7 +722,14 @@ async function ask() {
     if (state.controller === controller) state.controller = null;
     $('ask').disabled = !state.tokenizer || $('load').disabled;
     $('stop').disabled = true;
+    ended();
   }
+}
+
+/** Stop the answer being written, if any, and wait until it has ended. */
+async function stopAnswer() {
+  state.controller?.abort();
+  await state.answering;
 }
 
 // ---- the answer cache ---------------------------------------------------------------------
@@ -623,6 +809,7 @@ function cacheAnswer(vector, result) {
 }
 
 function persistAnswerCache() {
+  if (!state.indexKept) return; // IndexedDB refused already: #index-status has said so
   saveAnswerCache(state.answerCache.toJSON()).catch((e) => console.warn(`The answer cache could not be saved: ${e.message}`));
 }
 
@@ -683,16 +870,8 @@ async function init() {
   say('model-status', 'Pick a model and press Load.');
   state.answerCache = await restoreAnswerCache();
   renderAnswerCacheStats();
-  state.embedderReady = loadEmbedder();
-  const saved = await loadIndex();
-  if (saved) {
-    state.index = DocumentIndex.fromJSON(saved);
-    renderDocuments();
-    warmSentences().catch(() => {});
-  } else {
-    say('doc-status', 'Indexing the sample documents…');
-    await loadDefaultCorpus();
-  }
+  startEmbedder();
+  await restoreIndex();
 }
 
 $('load').addEventListener('click', loadModel);
@@ -715,6 +894,8 @@ $('max-new-tokens').addEventListener('input', () => { state.maxTokensTouched = t
 $('decoding').addEventListener('change', () => { state.decodingTouched = true; });
 $('clear-cache').addEventListener('click', async () => {
   await clearModels();
+  state.cacheNotices.clear();
+  showNotice('cache-status', '');
   say('model-status', 'Model cache cleared.');
 });
 $('files').addEventListener('change', (e) => addFiles([...e.target.files]));
@@ -732,6 +913,6 @@ drop.addEventListener('dragleave', () => drop.classList.remove('over'));
 drop.addEventListener('drop', (e) => {
   e.preventDefault();
   drop.classList.remove('over');
-  addFiles([...e.dataTransfer.files].filter((f) => ACCEPTED.some((ext) => f.name.toLowerCase().endsWith(ext))));
+  addFiles([...e.dataTransfer.files]); // a file of another type is refused, saying which types are read
 });
 init().catch((e) => say('doc-status', e.message, true));

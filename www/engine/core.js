@@ -59,6 +59,8 @@ export class Engine {
   #model = null;
   #onGpu = false;
   #generating = false;
+  #loads = Promise.resolve(); // the last load asked for: the next one waits for it
+  #loading = new Set(); // an AbortController per load asked for and not ended, for abort()
   #embedder = null;
   #reranker = null;
 
@@ -75,19 +77,51 @@ export class Engine {
    * maxMemoryBytes, backend: 'edgellm' | 'candle' | 'webgpu', threads, wasm } (the last two as
    * in init()). 'webgpu' exports the model to ONNX graphs and runs them on the GPU (onnx.js);
    * its options are { template, export: { context, weights: 'int8' | 'f32' } }.
+   * `signal` (or abort()) ends the load with an AbortError: one aborted before it began leaves
+   * the loaded model in place; one aborted while it ran leaves none (the new model is freed, and
+   * the old one was freed before it).
    */
   async load(bytes, options = {}) {
-    const { wasm: source, threads, ...rest } = options;
+    const loading = new AbortController(); // abort()'s way to this load, waiting or running
+    this.#loading.add(loading);
+    // One load at a time, in call order: a load waits where an abort can reach it, and two
+    // interleaved there would each free the other's model.
+    const turn = this.#loads.then(() => this.#load(bytes, options, loading.signal));
+    this.#loads = turn.catch(() => {});
+    try {
+      return await turn;
+    } finally {
+      this.#loading.delete(loading);
+    }
+  }
+
+  async #load(bytes, options, abortedByEngine) {
+    const { wasm: source, threads, signal, ...rest } = options;
+    const aborted = () => signal?.aborted || abortedByEngine.aborted;
     await this.init({ threads, wasm: source });
+    // In a worker the abort is a message queued behind this load's: let it land before the old
+    // model is freed.
+    await yieldToEventLoop();
+    if (aborted()) throw abortError('the load');
     if (this.#generating) throw edgeError('busy', 'a generation is running on this engine: abort it before loading another model');
     this.#freeModel();
-    if (rest.backend === 'webgpu') {
+    const onGpu = rest.backend === 'webgpu';
+    let model;
+    if (onGpu) {
       const { template, export: exportOptions } = rest;
-      this.#model = await loadOnnxFromGguf(asBytes(bytes), coreRequest({ template, export: exportOptions }));
-      this.#onGpu = true;
+      model = await loadOnnxFromGguf(asBytes(bytes), coreRequest({ template, export: exportOptions }));
     } else {
-      this.#model = new (wasm().WasmModel)(asBytes(bytes), coreRequest(rest));
+      model = new (wasm().WasmModel)(asBytes(bytes), coreRequest(rest));
     }
+    // The wasm call cannot be interrupted: an abort sent while it ran is read now, and the model
+    // nobody wants any more is freed rather than left loaded behind an AbortError.
+    await yieldToEventLoop();
+    if (aborted()) {
+      model.free();
+      throw abortError('the load');
+    }
+    this.#model = model;
+    this.#onGpu = onGpu;
     return this.info();
   }
 
@@ -140,9 +174,10 @@ export class Engine {
     return renameKeys(this.#require().output(), toCamel);
   }
 
-  /** Stop the running generation after the current token. */
+  /** Stop the running generation after the current token, and the loads asked for and not ended. */
   abort() {
     this.#model?.abort();
+    for (const loading of this.#loading) loading.abort();
   }
 
   async tokenize(text) {

@@ -7,7 +7,10 @@
 //                  (tests/js/errors.test.mjs parses it).
 //   other origins  found in JavaScript before or around the wasm: 'engine' (www/engine/: engine
 //                  state, the worker), 'retrieval' (www/rag/retrieve.js), 'prompt' (www/rag/prompt.js),
-//                  'service' (www/service/: the HTTP endpoints).
+//                  'service' (www/service/: the HTTP endpoints), 'storage' (www/app/storage.js:
+//                  downloading, verifying and caching model files in the page), 'documents'
+//                  (www/rag/limits.js: the documents a user adds, in the page or the service,
+//                  against their limits).
 // Codes are public API: add new ones, never rename old ones. JavaScript creates its errors with
 // `edgeError(code, message)`, which refuses a code that is not listed here.
 //
@@ -40,9 +43,13 @@ export const ERROR_CODES = deepFreeze({
   not_loaded: { origin: 'engine', what: 'No model (or embedder, or reranker) is loaded for this call.', action: 'Call load() (loadEmbedder(), loadReranker()) first.' },
   not_initialised: { origin: 'engine', what: 'The wasm module was used before it was instantiated.', action: 'Await initWasm() (or engine.init() / load()) first.' },
   busy: { origin: 'engine', what: 'A generation is already running on this engine (or the ONNX model is computing a token).', action: 'Wait for it to end, or abort() it, before starting another.' },
-  worker_crashed: { origin: 'engine', what: "The engine's Web Worker stopped (crashed, ran out of memory or was terminated).", action: 'Create a new WorkerEngine and load the model again.' },
+  worker_crashed: { origin: 'engine', what: "The engine's Web Worker stopped (it crashed, ran out of memory, its wasm module trapped on a Rust panic, or it was terminated), failing the calls in flight.", action: 'Load the model (and embedder, reranker) again: the next call starts a fresh worker, with nothing loaded. The demo page does this once by itself.' },
   fetch_failed: { origin: 'engine', what: 'A model file could not be downloaded (an HTTP error).', action: 'Check the URL and the network, then retry.' },
   internal_error: { origin: 'engine', what: 'An unexpected error without a code of its own (a bug).', action: 'Report the message; reload the page to recover.' },
+
+  // Model files in the page (www/app/storage.js): what a download delivered, before it is used or cached.
+  integrity_mismatch: { origin: 'storage', what: "A downloaded model file's sha256 is not the one the registry pins: it is not the expected file (changed at its source, or damaged on the way).", action: 'Load it again; if the mismatch repeats, the file at that URL has changed and its registry entry (sha256) must be updated.' },
+  download_incomplete: { origin: 'storage', what: 'A download kept stopping before the whole file arrived (the connection dropped, also on every retry), so the partial file was not used.', action: 'Check the network connection, then load the model again.' },
 
   // Retrieval (www/rag/retrieve.js).
   empty_query: { origin: 'retrieval', what: 'The question is empty.', action: 'Type a question.' },
@@ -54,6 +61,13 @@ export const ERROR_CODES = deepFreeze({
 
   // The prompt (www/rag/prompt.js).
   context_budget: { origin: 'prompt', what: 'The question and instructions alone exceed the context budget, before any source.', action: "Ask a shorter question, or use a model (or contextLength) with a larger context." },
+
+  // Documents the user adds (www/rag/limits.js, checked by www/app/documents.js, www/rag/pipeline.js and the service).
+  unsupported_document: { origin: 'documents', what: 'The file is of a type edgellm cannot read as a document (by its name: .txt, .md, .markdown, .html, .htm, .pdf are read).', action: 'Save or export it as one of those types (plain text, Markdown, HTML or PDF), then add it again.' },
+  document_too_large: { origin: 'documents', what: 'The document is larger than edgellm reads (20 MiB for text, Markdown or HTML, 50 MiB for a PDF; DOCUMENT_LIMITS in www/rag/limits.js).', action: 'Split it into smaller files, or add only the part you need.' },
+  too_many_pages: { origin: 'documents', what: 'The PDF has more pages than edgellm reads (500; DOCUMENT_LIMITS.maxPdfPages).', action: 'Split the PDF (by chapter, say) and add the parts you need.' },
+  too_many_chunks: { origin: 'documents', what: 'Indexing the document would take the index past the passages it holds, all documents together (5,000; DOCUMENT_LIMITS.maxChunks).', action: 'Remove documents you no longer need, add a shorter one, or raise the chunk size.' },
+  empty_document: { origin: 'documents', what: 'The document has no text to index (it is empty or only whitespace, or a PDF of scanned images without a text layer).', action: 'Check the file; run OCR on a scanned PDF, or paste its text into a .txt file.' },
 
   // The HTTP service (www/service/): what a request got wrong, or why it had to wait.
   not_found: { origin: 'service', what: 'No endpoint has this path.', action: 'Use one of the endpoints GET /health lists.' },

@@ -67,6 +67,9 @@ export interface RuntimeInfo {
 }
 
 export interface LoadOptions extends InitOptions {
+  /** Ends the load with an AbortError (so does abort()): before it began, the loaded model stays;
+   *  after, none is loaded. */
+  signal?: AbortSignal;
   /** Context window to serve; default the model's, at most 4096. */
   contextLength?: number;
   /** Chat template preset: 'auto' | 'zephyr' | 'chatml' | 'llama3' | 'mistral' | 'gemma'. */
@@ -149,14 +152,18 @@ export type EdgeLLMErrorCode =
   | 'unsupported_shape' | 'webgpu_unavailable'
   // the engine (www/engine/)
   | 'not_loaded' | 'not_initialised' | 'busy' | 'worker_crashed' | 'fetch_failed' | 'internal_error'
+  // model files in the page (www/app/storage.js)
+  | 'integrity_mismatch' | 'download_incomplete'
   // retrieval (www/rag/retrieve.js)
   | 'empty_query' | 'empty_corpus' | 'no_embedder' | 'no_vectors' | 'invalid_settings' | 'invalid_rerank'
   // the prompt (www/rag/prompt.js)
   | 'context_budget'
+  // documents the user adds (www/rag/limits.js)
+  | 'unsupported_document' | 'document_too_large' | 'too_many_pages' | 'too_many_chunks' | 'empty_document'
   // the HTTP service (www/service/)
   | 'not_found' | 'method_not_allowed' | 'payload_too_large' | 'model_not_found' | 'aborted' | 'queue_full';
 
-export type EdgeLLMErrorOrigin = 'rust' | 'engine' | 'retrieval' | 'prompt' | 'service';
+export type EdgeLLMErrorOrigin = 'rust' | 'engine' | 'storage' | 'retrieval' | 'prompt' | 'documents' | 'service';
 
 /** One catalogue entry: what happened, and what the user should do. */
 export interface EdgeLLMErrorInfo { readonly origin: EdgeLLMErrorOrigin; readonly what: string; readonly action: string }
@@ -192,6 +199,7 @@ export interface EngineInterface {
   stream(request: GenerateRequest): AsyncIterable<string>;
   generate(request: GenerateRequest, onToken?: (piece: string) => void): Promise<GenerationResult>;
   lastResult(): Promise<GenerationResult>;
+  /** Stop the generation and the load in progress: they reject with an AbortError. */
   abort(): void;
   tokenize(text: string): Promise<number[]>;
   /** Teacher forcing: next-token logits after each prefix of `tokens` (CPU backend). */
@@ -224,10 +232,15 @@ export declare class Engine {
 /** The same interface, each call forwarded to an Engine in a Web Worker. */
 export interface WorkerEngine extends EngineInterface {}
 export declare class WorkerEngine {
-  constructor(worker?: Worker);
+  /**
+   * `worker`: makes the engine's Worker (default: this package's worker.js), again for a fresh
+   * one after a crash; a Worker itself is accepted but not replaced once it stops. `onCrash`: the
+   * worker stopped unexpectedly (crash, wasm trap), after the pending calls rejected with `error`.
+   */
+  constructor(worker?: (() => Worker) | Worker, options?: { onCrash?: (error: EdgeLLMError) => void });
   /** `transfer: true` moves the bytes to the worker instead of copying them. */
   load(bytes: Uint8Array | ArrayBuffer, options?: LoadOptions & { transfer?: boolean }): Promise<ModelInfo>;
-  /** Stop the worker; pending calls reject with worker_crashed. */
+  /** Stop the worker; pending calls reject with worker_crashed, and the next call starts a fresh one. */
   terminate(): void;
 }
 

@@ -1,8 +1,9 @@
 // The messages between a WorkerEngine (client.js) and the engine worker (worker.js), tagged by
 // `kind`. Requests carry an `id`; the worker answers each with exactly one `result` or `error`
-// of the same id (after any number of `token` messages for a generation). Every Engine method
-// but the generation is one CALL of that method with its arguments, so the worker is a
-// mechanical proxy and the two engines cannot drift apart.
+// of the same id (after any number of `token` messages for a generation), unless it reports
+// `crashed`: then the requests still open get no answer. Every Engine method but the generation
+// is one CALL of that method with its arguments, so the worker is a mechanical proxy and the two
+// engines cannot drift apart.
 
 import { EdgeLLMError } from './errors.js';
 
@@ -10,11 +11,14 @@ export const Kind = Object.freeze({
   // page → worker
   CALL: 'call', // { id, method, args }           → result: what engine[method](...args) resolved to
   GENERATE: 'generate', // { id, request }        → token* then result { text, finishReason, timings }
-  ABORT: 'abort', // { target }                     (no reply; the generation ends with an AbortError)
+  ABORT: 'abort', // { target }                     (no reply; the generation or load ends with an AbortError)
   // worker → page
   TOKEN: 'token', // { id, text }
   RESULT: 'result', // { id, value }
   ERROR: 'error', // { id, error: { name, code, message } }
+  // The wasm module trapped (a Rust panic, out of memory): the worker is unusable, and answers
+  // none of the requests still open. The page ends it, as it does a worker that crashed.
+  CRASHED: 'crashed', // { reason }
 });
 
 /** The Engine methods a CALL may name: all of its interface except stream/generate and abort. */

@@ -17,7 +17,10 @@ export function yieldToEventLoop() {
   return new Promise((r) => setTimeout(r, 0));
 }
 
-/** What an aborted generation rejects with: a DOMException named 'AbortError', as fetch does. */
-export function abortError() {
-  return new DOMException('the generation was aborted', 'AbortError');
+/**
+ * What an aborted generation (or download: `what` names it) rejects with: a DOMException named
+ * 'AbortError', as fetch does.
+ */
+export function abortError(what = 'the generation') {
+  return new DOMException(`${what} was aborted`, 'AbortError');
 }

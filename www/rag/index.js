@@ -87,6 +87,13 @@ export class DocumentIndex {
   /** Source names (documents) in the index, in the order they were added. */
   get sources() { return [...new Set([...this.#chunks.values()].map((chunk) => chunk.source))]; }
 
+  /** Number of chunks of one source (document); 0 when it is not in the index. */
+  sourceSize(source) {
+    let n = 0;
+    for (const chunk of this.#chunks.values()) if (chunk.source === source) n++;
+    return n;
+  }
+
   get(id) { return this.#chunks.get(id); }
 
   /** The text of every chunk, in insertion order. */

@@ -3,6 +3,7 @@
 import { retrieve } from './retrieve.js';
 import { buildMessages } from './prompt.js';
 import { chunkDocument } from './chunk.js';
+import { DOCUMENT_LIMITS, checkChunks } from './limits.js';
 
 /** Tokens the chat template adds around the messages (role markers, BOS); generous. */
 export const TEMPLATE_OVERHEAD = 64;
@@ -44,12 +45,21 @@ export async function sampleCorpus(readText) {
   return Promise.all(list.documents.map(async ({ file }) => ({ name: file, pages: [{ page: 1, text: await readText(file) }] })));
 }
 
-/** Chunk and embed documents into `index` (replacing documents of the same name). */
-export async function indexDocuments(index, docs, embed, { size, overlap } = {}, onProgress = () => {}) {
+/**
+ * Chunk and embed documents into `index` (replacing documents of the same name), in order.
+ * Each document is checked after chunking, before anything is embedded (checkChunks,
+ * ./limits.js): one with no passage throws empty_document, one that would take the index past
+ * `limits.maxChunks` throws too_many_chunks; the index then still holds the document it would
+ * have replaced, and the documents before it in `docs` stay added.
+ */
+export async function indexDocuments(index, docs, embed, { size, overlap, limits = DOCUMENT_LIMITS } = {}, onProgress = () => {}) {
   for (const doc of docs) {
-    if (index.sources.includes(doc.name)) index.removeSource(doc.name);
     const chunks = chunkDocument(doc, { size, overlap });
+    const replaced = index.sourceSize(doc.name); // its passages go when this document's come in
+    checkChunks({ name: doc.name, chunks: chunks.length, indexed: index.size - replaced }, limits);
     onProgress(`embedding ${chunks.length} passages of ${doc.name}…`);
-    index.addChunks(chunks, await embed(chunks.map((c) => c.text)));
+    const vectors = await embed(chunks.map((c) => c.text));
+    if (replaced) index.removeSource(doc.name);
+    index.addChunks(chunks, vectors);
   }
 }

@@ -18,6 +18,7 @@ import { edgeError } from '../engine/errors.js';
 import { retrieve, DEFAULTS as RETRIEVAL_DEFAULTS } from '../rag/retrieve.js';
 import { answerQuestion } from '../rag/answer.js';
 import { indexDocuments } from '../rag/pipeline.js';
+import { DOCUMENT_LIMITS, checkDocumentBytes, utf8Length } from '../rag/limits.js';
 import { AnswerCache, cacheScope } from '../rag/answer-cache.js';
 import { GenerationQueue } from './queue.js';
 
@@ -34,10 +35,14 @@ export const SERVICE_DEFAULTS = Object.freeze({
   /** Texts per embeddings or rerank request. */
   maxInputs: 256,
 });
+// POST /v1/documents is also held to DOCUMENT_LIMITS (www/rag/limits.js), the page's: a text of at
+// most maxDocumentBytes (reached only with a larger maxBodyBytes) and maxChunks passages in the
+// index; `limits.documents` overrides them.
 
 const HTTP_STATUS = {
   invalid_request: 400, empty_query: 400, invalid_settings: 400, context_overflow: 400, context_budget: 400,
-  no_embedder: 400, no_vectors: 400, template_error: 400, tokenizer_error: 400,
+  no_embedder: 400, no_vectors: 400, template_error: 400, tokenizer_error: 400, empty_document: 400, unsupported_document: 400,
+  document_too_large: 413, too_many_pages: 413, too_many_chunks: 413,
   empty_corpus: 409, not_found: 404, model_not_found: 404, method_not_allowed: 405, payload_too_large: 413,
   queue_full: 429, busy: 429, not_loaded: 503,
 };
@@ -58,13 +63,15 @@ const ANSWER_SETTINGS = ['top_k_initial', 'top_k_final', 'mode', 'max_tokens', '
  * @param {(json: object) => Promise<void>} [o.saveCache]  persist the cache where the runtime can
  * @param {string} o.runtime        'workerd' | 'deno' | 'node' (reported by /health)
  * @param {object} [o.startup]      how long starting took, by part (reported by /health)
- * @param {Partial<typeof SERVICE_DEFAULTS>} [o.limits]
+ * @param {Partial<typeof SERVICE_DEFAULTS> & { documents?: Partial<typeof DOCUMENT_LIMITS> }} [o.limits]
  */
 export function createService({
   engine, modelId, modelInfo, countTokens, index, embedderId, hasReranker = false, cache = new AnswerCache(),
   saveCache, runtime, startup = {}, limits = {},
 }) {
-  const limit = { ...SERVICE_DEFAULTS, ...limits };
+  const { documents: documentOverrides, ...serviceOverrides } = limits;
+  const limit = { ...SERVICE_DEFAULTS, ...serviceOverrides };
+  const documentLimits = Object.freeze({ ...DOCUMENT_LIMITS, ...documentOverrides });
   const queue = new GenerationQueue({ maxWaiting: limit.maxQueue });
   const counts = { requests: 0, byStatus: {} };
   /** How the generations ended, by finish reason, and the last one: a client that left shows as 'aborted'. */
@@ -127,7 +134,7 @@ export function createService({
       queue: queue.stats(),
       requests: counts,
       generations,
-      limits: limit,
+      limits: { ...limit, documents: documentLimits },
       endpoints: Object.keys(routes),
     });
   }
@@ -246,11 +253,15 @@ export function createService({
 
   async function addDocument(request) {
     const body = await readJson(request, limit.maxBodyBytes);
-    if (typeof body.name !== 'string' || !body.name.trim() || typeof body.text !== 'string' || !body.text.trim()) {
-      throw edgeError('invalid_request', 'a document is { name: string, text: string }, both non-empty');
+    if (typeof body.name !== 'string' || !body.name.trim() || typeof body.text !== 'string') {
+      throw edgeError('invalid_request', 'a document is { name: string, text: string }, the name non-empty');
     }
+    // Refused (413, 400) before anything is embedded; the index stays as it was.
+    checkDocumentBytes({ name: body.name, bytes: utf8Length(body.text), pdf: false }, documentLimits);
+    const text = body.text.trim();
+    if (!text) throw edgeError('empty_document', `${body.name} has no text to index (it is empty or only whitespace)`);
     const replaced = index.sources.includes(body.name);
-    await indexDocuments(index, [{ name: body.name, pages: [{ page: 1, text: body.text.trim() }] }], embed);
+    await indexDocuments(index, [{ name: body.name, pages: [{ page: 1, text }] }], embed, { limits: documentLimits });
     // The corpus changed: answers cached for the old one no longer hold.
     return json({ name: body.name, replaced, chunks: index.size, sources: index.sources.length, fingerprint: index.fingerprint() });
   }

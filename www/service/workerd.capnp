@@ -36,6 +36,7 @@ const edgellm :Workerd.Worker = (
     (name = "rag/pipeline.js", esModule = embed "../rag/pipeline.js"),
     (name = "rag/prompt.js", esModule = embed "../rag/prompt.js"),
     (name = "rag/chunk.js", esModule = embed "../rag/chunk.js"),
+    (name = "rag/limits.js", esModule = embed "../rag/limits.js"),
     (name = "rag/cite.js", esModule = embed "../rag/cite.js"),
     (name = "rag/extract.js", esModule = embed "../rag/extract.js"),
     (name = "vendor/minisearch.js", esModule = embed "../vendor/minisearch.js"),

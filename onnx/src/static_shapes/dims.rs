@@ -9,8 +9,10 @@ pub(super) fn normalize_axes(axes: &[i64], rank: usize) -> Option<Vec<usize>> {
     axes.iter().map(|&a| normalize_axis(a, rank)).collect()
 }
 
+/// The number of elements of a tensor of `dims`; usize::MAX for dimensions that are negative or
+/// whose product overflows (a hostile graph's), which every size limit then refuses.
 pub(super) fn element_count(dims: &[i64]) -> usize {
-    dims.iter().product::<i64>() as usize
+    dims.iter().try_fold(1usize, |n, &d| usize::try_from(d).ok().and_then(|d| n.checked_mul(d))).unwrap_or(usize::MAX)
 }
 
 pub(super) fn strides(dims: &[i64]) -> Vec<usize> {

@@ -1,7 +1,6 @@
 //! Constant folding: computing a node on the CPU once all its inputs are constant.
 
-use edgellm::bail;
-use edgellm::Result;
+use edgellm::{bail, Error, ErrorCode, Result};
 use wonnx::onnx::NodeProto;
 
 use super::dims::{broadcast_indices, element_count, for_each_index, normalize_axis, strides};
@@ -25,9 +24,20 @@ pub(super) fn evaluate(
     outputs: &[ValueShape],
 ) -> Result<Option<Vec<Tensor>>> {
     let op = node.get_op_type();
-    let out = &outputs[0];
-    let x = inputs[0].expect("folded nodes have their first input");
     let arg = |i: usize| inputs.get(i).copied().flatten();
+    // infer.rs folds a node only when the inputs it reads are constants; an input that is still
+    // missing here is a graph this pass cannot fold, reported rather than assumed away.
+    let input = |i: usize| {
+        arg(i).ok_or_else(|| Error::new(ErrorCode::InvalidOnnx, format!("{}: input {i} is missing", label(node))))
+    };
+    let axis_of = |rank: usize| {
+        let axis = attr_int(node, "axis", 0);
+        normalize_axis(axis, rank).ok_or_else(|| {
+            Error::new(ErrorCode::InvalidOnnx, format!("{}: axis {axis} is out of range for rank {rank}", label(node)))
+        })
+    };
+    let Some(out) = outputs.first() else { bail!(InvalidOnnx, "{}: it has no output", label(node)) };
+    let x = input(0)?;
     let data = match op {
         "Identity" | "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Dropout" => Some(x.data.clone()),
         "Cast" => x.data.cast(out.elem_type),
@@ -42,7 +52,7 @@ pub(super) fn evaluate(
             Some(x.data.pick(&picks))
         }
         "Gather" => {
-            let (indices, axis) = (arg(1).unwrap(), normalize_axis(attr_int(node, "axis", 0), x.dims.len()).unwrap());
+            let (indices, axis) = (input(1)?, axis_of(x.dims.len())?);
             let Data::I64(index_values) = &indices.data else { return Ok(None) };
             let (in_strides, axis_len, rank) = (strides(&x.dims), x.dims[axis], indices.dims.len());
             let index_strides = strides(&indices.dims);
@@ -81,7 +91,7 @@ pub(super) fn evaluate(
             Some(x.data.pick(&picks))
         }
         "Concat" => {
-            let axis = normalize_axis(attr_int(node, "axis", 0), x.dims.len()).unwrap();
+            let axis = axis_of(x.dims.len())?;
             let parts: Vec<&Tensor> = inputs.iter().flatten().copied().collect();
             let mut offsets = Vec::with_capacity(parts.len());
             let mut total = 0;
@@ -92,7 +102,8 @@ pub(super) fn evaluate(
             let part_strides: Vec<Vec<usize>> = parts.iter().map(|p| strides(&p.dims)).collect();
             let mut picks = Vec::with_capacity(element_count(&out.dims));
             for_each_index(&out.dims, |index| {
-                let k = offsets.iter().rposition(|&o| o <= index[axis]).unwrap();
+                // offsets[0] is 0, so some part always starts at or before the index.
+                let k = offsets.iter().rposition(|&o| o <= index[axis]).unwrap_or(0);
                 let at = index
                     .iter()
                     .enumerate()
@@ -113,7 +124,13 @@ pub(super) fn evaluate(
             Some(value.pick(&vec![0; element_count(&out.dims)]))
         }
         "Range" => {
-            let bounds: Vec<f64> = (0..3).map(|i| arg(i).unwrap().data.as_f64()[0]).collect();
+            let mut bounds = [0f64; 3];
+            for (i, bound) in bounds.iter_mut().enumerate() {
+                let Some(&value) = input(i)?.data.as_f64().first() else {
+                    bail!(InvalidOnnx, "{}: input {i} is empty", label(node))
+                };
+                *bound = value;
+            }
             let count = element_count(&out.dims);
             match &x.data {
                 Data::F32(_) => {
@@ -126,7 +143,7 @@ pub(super) fn evaluate(
             }
         }
         "Where" => {
-            let (a, b) = (arg(1).unwrap(), arg(2).unwrap());
+            let (a, b) = (input(1)?, input(2)?);
             let Data::Bool(condition) = &x.data else { return Ok(None) };
             let (ci, ai, bi) = (
                 broadcast_indices(&x.dims, &out.dims),
@@ -144,7 +161,9 @@ pub(super) fn evaluate(
                 Some(_) => return Ok(None),
                 None => attribute(node, "axes").map(|a| a.get_ints().to_vec()),
             };
-            let axes = reduced_axes(node, axes, x.dims.len()).unwrap();
+            let Some(axes) = reduced_axes(node, axes, x.dims.len()) else {
+                bail!(InvalidOnnx, "{}: its axes are out of range", label(node))
+            };
             // The output keeps the input's element order with the reduced axes collapsed, so
             // each input element adds into the output element its other indices name.
             let kept: Vec<i64> =
@@ -155,7 +174,7 @@ pub(super) fn evaluate(
             for_each_index(&x.dims, |index| {
                 let at: usize =
                     (0..index.len()).filter(|a| !axes.contains(a)).map(|a| index[a] * kept_strides[a]).sum();
-                sums[at] += *values.next().unwrap() as f64;
+                sums[at] += values.next().copied().unwrap_or(0.0) as f64;
             });
             let divisor = if op == "ReduceMean" { (element_count(&x.dims) / sums.len().max(1)) as f64 } else { 1.0 };
             Some(Data::F32(sums.iter().map(|s| (s / divisor) as f32).collect()))
@@ -182,15 +201,15 @@ pub(super) fn evaluate(
                     .collect(),
             )),
             Data::I64(v) => match op {
-                "Abs" => Some(Data::I64(v.iter().map(|a| a.abs()).collect())),
-                "Neg" => Some(Data::I64(v.iter().map(|a| -a).collect())),
+                "Abs" => Some(Data::I64(v.iter().map(|a| a.wrapping_abs()).collect())),
+                "Neg" => Some(Data::I64(v.iter().map(|a| a.wrapping_neg()).collect())),
                 "Sign" => Some(Data::I64(v.iter().map(|a| a.signum()).collect())),
                 _ => None,
             },
             Data::Bool(_) => None,
         },
         _ => {
-            let b = arg(1).unwrap();
+            let b = input(1)?;
             let (ia, ib) = (broadcast_indices(&x.dims, &out.dims), broadcast_indices(&b.dims, &out.dims));
             binary(op, &x.data, &b.data, &ia, &ib)
         }
@@ -224,7 +243,7 @@ fn binary(op: &str, a: &Data, b: &Data, ia: &[usize], ib: &[usize]) -> Option<Da
             "Add" => Data::I64(zip(x, y, ia, ib, |a, b| a.wrapping_add(b))),
             "Sub" => Data::I64(zip(x, y, ia, ib, |a, b| a.wrapping_sub(b))),
             "Mul" => Data::I64(zip(x, y, ia, ib, |a, b| a.wrapping_mul(b))),
-            "Div" if y.iter().all(|&d| d != 0) => Data::I64(zip(x, y, ia, ib, |a, b| a / b)),
+            "Div" if y.iter().all(|&d| d != 0) => Data::I64(zip(x, y, ia, ib, |a, b| a.wrapping_div(b))),
             "Equal" => Data::Bool(zip(x, y, ia, ib, |a, b| a == b)),
             "Less" => Data::Bool(zip(x, y, ia, ib, |a, b| a < b)),
             "Greater" => Data::Bool(zip(x, y, ia, ib, |a, b| a > b)),

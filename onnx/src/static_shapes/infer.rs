@@ -8,11 +8,17 @@ use edgellm::Result;
 use protobuf::RepeatedField;
 use wonnx::onnx::{GraphProto, ModelProto, NodeProto, TensorProto};
 
-use super::dims::{broadcast, matmul_dims, normalize_axes, normalize_axis, reshape_dims};
+use super::dims::{broadcast, element_count, matmul_dims, normalize_axes, normalize_axis, reshape_dims};
 use super::fold::{evaluate, FOLDABLE};
 use super::node::{attr_int, attribute, label, transpose_perm};
 use super::tensor::{constant_value, Data, Tensor};
 use super::{declared_shape, value_info_proto, ValueShape, BOOL, FLOAT};
+
+/// The largest tensor folded on the CPU: shape arithmetic and position tables are a few
+/// thousand values; a graph asking for more (a hostile ConstantOfShape, an Expand to millions)
+/// is left to the runtime, which checks its buffers against the GPU's limits, instead of being
+/// allocated here.
+const MAX_FOLDED_ELEMENTS: usize = 1 << 22;
 
 /// Infer the static shape of every value of a graph whose inputs all have static shapes, write
 /// them as `value_info` (and into the graph outputs), and fold on the CPU every node whose inputs
@@ -199,6 +205,7 @@ impl<'g> Pass<'g> {
     fn fold(&mut self, node: &NodeProto, outputs: &[ValueShape]) -> Result<Option<Vec<Tensor>>> {
         if !FOLDABLE.contains(&node.get_op_type())
             || !node.get_input().iter().all(|n| n.is_empty() || self.is_constant(n))
+            || outputs.iter().any(|o| element_count(&o.dims) > MAX_FOLDED_ELEMENTS)
         {
             return Ok(None);
         }
@@ -313,8 +320,14 @@ impl<'g> Pass<'g> {
                 let Some(axes) = normalize_axes(&axes, rank).filter(|a| !a.is_empty()) else {
                     return unsupported("its axes are missing or out of range");
                 };
+                // A repeated axis leaves fewer new axes than the rank counted on.
                 let mut rest = x.dims.iter();
-                shape(x.elem_type, (0..rank).map(|i| if axes.contains(&i) { 1 } else { *rest.next().unwrap() }).collect())
+                let dims: Option<Vec<i64>> =
+                    (0..rank).map(|i| if axes.contains(&i) { Some(1) } else { rest.next().copied() }).collect();
+                match dims {
+                    Some(dims) if rest.next().is_none() => shape(x.elem_type, dims),
+                    _ => return unsupported("its axes repeat"),
+                }
             }
             "Squeeze" => {
                 let x = x?;

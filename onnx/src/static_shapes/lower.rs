@@ -76,9 +76,14 @@ impl Lowering {
 
     /// `base` with the first numeric suffix no value has.
     fn fresh(&mut self, base: &str) -> String {
-        let name = (1..).map(|i| format!("{base}_{i}")).find(|n| !self.taken.contains(n)).unwrap();
-        self.taken.insert(name.clone());
-        name
+        let mut i = 1;
+        loop {
+            let name = format!("{base}_{i}");
+            if self.taken.insert(name.clone()) {
+                return name;
+            }
+            i += 1;
+        }
     }
 
     /// Append a node computing `op` into `output`, or into a fresh value named after `base` if None.

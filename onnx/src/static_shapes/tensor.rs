@@ -99,9 +99,9 @@ impl Tensor {
         let raw = t.get_raw_data();
         let data = match t.get_data_type() {
             FLOAT if raw.is_empty() => Data::F32(t.get_float_data().to_vec()),
-            FLOAT => Data::F32(raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()),
+            FLOAT => Data::F32(crate::compact::le_f32s(raw)),
             INT64 if raw.is_empty() => Data::I64(t.get_int64_data().to_vec()),
-            INT64 => Data::I64(raw.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect()),
+            INT64 => Data::I64(raw.as_chunks::<8>().0.iter().map(|b| i64::from_le_bytes(*b)).collect()),
             BOOL if raw.is_empty() => Data::Bool(t.get_int32_data().iter().map(|&b| b != 0).collect()),
             BOOL => Data::Bool(raw.iter().map(|&b| b != 0).collect()),
             _ => return Ok(None),

@@ -4,7 +4,7 @@
 // process's resident memory is reported; the service is still healthy at the end.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { ensureIndex, post, processMemory, startService, streamChat } from './runtimes.mjs';
+import { ensureIndex, post, processMemory, startService, streamChat } from '../service/runtimes.mjs';
 
 const REQUESTS = 1000;
 const CONCURRENCY = 16;
