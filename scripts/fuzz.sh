@@ -112,7 +112,7 @@ for target in "${targets[@]}"; do
   flags=(-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -max_len=$max_len -artifact_prefix="$artifacts" -print_final_stats=1)
   [ "$target" = template ] && flags+=(-dict="$root/fuzz/jinja.dict")
   if [ -n "$runs" ]; then flags+=(-runs="$runs"); else flags+=(-max_total_time="$seconds"); fi
-  log="$CACHE/fuzz/logs/$target.log"
+  log="$CACHE/fuzz/logs/$target${runs:+.runs}.log"
   mkdir -p "$(dirname "$log")"
   echo "== fuzz $target (log: $log)"
   start=$SECONDS

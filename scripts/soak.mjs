@@ -1,6 +1,6 @@
 // The soak: the real page (www/index.html, engine in its Web Worker) in headless Chromium, asked
 // question after question over the sample corpus with short answers, to show that nothing grows
-// while a tab stays open: wasm memory, the workers' JS heaps and the page's, sampled after a
+// while a tab stays open: wasm memory, the worker's JS heap and the page's, sampled after a
 // forced garbage collection every K questions, and the time each question takes.
 //   node scripts/soak.mjs [--questions 1000] [--model smollm2-135m] [--tokens 16] [--every K] [--json FILE]
 // Not part of ./test.sh (1,000 questions take about an hour on two cores); tests/browser/soak.test.mjs
@@ -21,7 +21,7 @@ const MiB = 2 ** 20;
  */
 export const SOAK_BOUNDS = Object.freeze({ wasmBytes: 8 * MiB, workerHeapBytes: 8 * MiB, pageHeapBytes: 8 * MiB });
 
-const METRICS = Object.freeze({ wasmBytes: 'wasm memory', workerHeapBytes: "workers' JS heaps", pageHeapBytes: "page's JS heap" });
+const METRICS = Object.freeze({ wasmBytes: 'wasm memory', workerHeapBytes: "worker's JS heap", pageHeapBytes: "page's JS heap" });
 
 const readJson = async (path) => JSON.parse(await readFile(new URL(path, import.meta.url), 'utf8'));
 
@@ -40,7 +40,8 @@ export async function soakQuestions() {
  * conversation would otherwise grow by design, one turn a question), a garbage collection in the
  * page and the worker, and a sample { asked, wasmBytes, workerHeapBytes, pageHeapBytes }. The
  * answer cache is cleared before each question, so that every one is generated.
- * Resolves to { model, questions, maxNewTokens, every, samples, latencies, failures, info }.
+ * Resolves to { model, info (the load status line), questions, maxNewTokens, every, samples,
+ * latencies (ms, one a question), failures (turns not answered), pageErrors }.
  */
 export async function soak({ questions = 1000, model, maxNewTokens = 16, every, onSample = () => {}, onProgress = () => {} } = {}) {
   const registry = await readJson('../models/registry.json');
@@ -49,12 +50,9 @@ export async function soak({ questions = 1000, model, maxNewTokens = 16, every, 
   every ??= Math.max(1, Math.round(questions / 20));
   const list = await soakQuestions();
   const { withBrowser } = await import('../tests/browser/chromium.mjs'); // playwright, only for a run
-  // --expose-gc: gc() in the worker, so that a sample is what is live, not what the collector has
-  // not reached yet. Workers have no performance.memory: their heaps come from the page's
-  // performance.measureUserAgentSpecificMemory() (cross-origin isolated pages only), made to
-  // answer at once instead of at some later collection.
   return withBrowser(async ({ page, url, logs, context }) => {
     const cdp = await context.newCDPSession(page);
+    const inWorker = await workerDevTools(cdp);
     await page.goto(url);
     await page.waitForFunction(() => /passages indexed/.test(document.getElementById('doc-status').textContent), null, { timeout: 300_000 });
     await page.selectOption('#model-select', model);
@@ -71,22 +69,17 @@ export async function soak({ questions = 1000, model, maxNewTokens = 16, every, 
       return worker;
     };
     const samples = [];
+    // Each sample after a full garbage collection in the page and in the worker: what is live,
+    // not what the collector has not reached yet.
     const sample = async (asked) => {
       await page.evaluate(() => document.getElementById('new-chat').click());
       // wasm memory as engine.memory() gives it (core.js memoryUsage()), read in the worker.
-      const { wasmBytes } = await engineWorker().evaluate(async () => {
-        gc();
-        const { memoryUsage } = await import('/engine/core.js');
-        return memoryUsage();
-      });
-      // The engine worker's heap and its thread pool's (the threaded build's rayon workers).
-      const workerHeapBytes = await page.evaluate(async () => {
-        const { breakdown } = await performance.measureUserAgentSpecificMemory();
-        return breakdown.filter((b) => b.attribution.some((a) => a.scope === 'DedicatedWorkerGlobalScope')).reduce((sum, b) => sum + b.bytes, 0);
-      });
+      const { wasmBytes } = await engineWorker().evaluate(async () => (await import('/engine/core.js')).memoryUsage());
+      await inWorker('HeapProfiler.collectGarbage');
+      const { usedSize: workerHeapBytes } = await inWorker('Runtime.getHeapUsage');
       await cdp.send('HeapProfiler.collectGarbage');
-      const { usedSize } = await cdp.send('Runtime.getHeapUsage');
-      const s = { asked, wasmBytes, workerHeapBytes, pageHeapBytes: usedSize };
+      const { usedSize: pageHeapBytes } = await cdp.send('Runtime.getHeapUsage');
+      const s = { asked, wasmBytes, workerHeapBytes, pageHeapBytes };
       samples.push(s);
       onSample(s);
     };
@@ -125,7 +118,34 @@ export async function soak({ questions = 1000, model, maxNewTokens = 16, every, 
     }
     const pageErrors = logs.filter((l) => l.startsWith('pageerror'));
     return { model, info, questions, maxNewTokens, every, samples, latencies, failures, pageErrors };
-  }, { flags: ['--js-flags=--expose-gc', '--enable-blink-features=ForceEagerMeasureMemory'] });
+  });
+}
+
+/**
+ * A DevTools method on the page's engine worker: `(method, params) → its result`. Playwright
+ * gives DevTools sessions for pages only, so the worker is reached through the page's session as
+ * an attached target (the non-flattened protocol: messages wrapped in Target.sendMessageToTarget).
+ * Workers have no performance.memory; Runtime.getHeapUsage is exact.
+ */
+async function workerDevTools(cdp) {
+  const sessions = new Map(); // worker URL → sessionId, the latest worker of that URL
+  const waiting = new Map(); // message id → resolve
+  let nextId = 0;
+  cdp.on('Target.attachedToTarget', ({ sessionId, targetInfo }) => sessions.set(targetInfo.url, sessionId));
+  cdp.on('Target.receivedMessageFromTarget', ({ message }) => {
+    const { id, result, error } = JSON.parse(message);
+    waiting.get(id)?.(error ? Promise.reject(new Error(`${error.message} (${error.code})`)) : result);
+    waiting.delete(id);
+  });
+  await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
+  return async (method, params = {}) => {
+    const sessionId = [...sessions].find(([url]) => url.endsWith('/engine/worker.js'))?.[1];
+    if (!sessionId) throw new Error('the engine worker has no DevTools session');
+    const id = ++nextId;
+    const reply = new Promise((resolve) => waiting.set(id, resolve));
+    await cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) });
+    return reply;
+  };
 }
 
 /**

@@ -8,18 +8,14 @@ import { startServer } from '../../scripts/serve.mjs';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-/**
- * `faults`: startServer's hook for faulty responses (scripts/serve.mjs). `flags`: more Chromium
- * flags (the soak's `--js-flags=--expose-gc`, to measure memory after a collection).
- */
-export async function withBrowser(fn, { webgpu = false, isolated = true, faults, flags = [] } = {}) {
+/** `faults`: startServer's hook for faulty responses (scripts/serve.mjs). */
+export async function withBrowser(fn, { webgpu = false, isolated = true, faults } = {}) {
   const { server, url } = await startServer({ port: 0, extraMounts: { '/tests/': 'tests/browser' }, isolated, faults });
   const profile = mkdtempSync(join(tmpdir(), 'edgellm-chromium-'));
   const args = [
     '--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`,
     ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
-    ...flags,
   ];
   // launchPersistentContext takes the profile directory itself instead of a flag.
   const context = await chromium.launchPersistentContext(profile, {

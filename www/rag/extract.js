@@ -221,7 +221,7 @@ export async function extractiveAnswer({
   if (candidates.length === 0) return { sentences: [], ms: performance.now() - startedAt };
 
   const queryText = query.trim();
-  const vectors = await embedAll(embed, [queryText, ...candidates.map((c) => c.embedText)], cache);
+  const vectors = await embedAll(embed, [queryText, ...candidates.map((c) => c.embedText)], cache, new Set([queryText]));
   const queryVector = vectors.get(queryText);
   const queryTerms = new Set(analyze(queryText));
   const subject = definitionBoost > 0 ? definitionSubject(queryText) : null;
@@ -274,7 +274,7 @@ export async function supportingSentences({
     return { source, candidates };
   });
   const texts = [...answerTexts, ...perSourceCandidates.flatMap(({ candidates }) => candidates.map((c) => c.embedText))];
-  const vectors = await embedAll(embed, texts, cache);
+  const vectors = await embedAll(embed, texts, cache, new Set(answerTexts));
   const answerVectors = answerTexts.map((text) => vectors.get(text));
 
   for (const { source, candidates } of perSourceCandidates) {
@@ -324,8 +324,9 @@ export async function attributeCitations({ answer, sources, embed, cache, minSco
   const units = sentenceUnits(answer).filter((u) => !u.heading && countWords(plainText(u.text)) >= minWords);
   const perSource = sources.map((source) => ({ n: source.n, candidates: candidateSentences(source.text, minWords) }));
   if (units.length === 0 || perSource.every((s) => s.candidates.length === 0)) return { text: answer, added: [] };
-  const texts = [...units.map((u) => plainText(u.text)), ...perSource.flatMap((s) => s.candidates.map((c) => c.embedText))];
-  const vectors = await embedAll(embed, texts, cache);
+  const answerTexts = units.map((u) => plainText(u.text));
+  const texts = [...answerTexts, ...perSource.flatMap((s) => s.candidates.map((c) => c.embedText))];
+  const vectors = await embedAll(embed, texts, cache, new Set(answerTexts));
   const added = [];
   let text = answer;
   // From the last sentence back, so earlier offsets stay valid while markers are inserted.
@@ -431,8 +432,14 @@ function definesSubject(sentence, subject) {
   return false;
 }
 
-/** Vectors for the texts (each distinct text once), from the cache or from one `embed` call. */
-async function embedAll(embed, texts, cache) {
+/**
+ * Vectors for the texts (each distinct text once), from the cache or from one `embed` call.
+ * `once`: texts of this call alone (a question, an answer's sentences), looked up but not stored:
+ * the cache is for the passages' sentences, which come back turn after turn, and storing the
+ * others would grow it by a vector or more a question for as long as the page stays open
+ * (found by scripts/soak.mjs).
+ */
+async function embedAll(embed, texts, cache, once = new Set()) {
   const vectors = new Map();
   const missing = new Set();
   for (const text of texts) {
@@ -452,7 +459,7 @@ async function embedAll(embed, texts, cache) {
       const vector = embedded[i];
       if (!(vector instanceof Float32Array) || vector.length === 0) throw new TypeError(`embed returned a bad vector for text ${i}: expected a non-empty Float32Array`);
       vectors.set(text, vector);
-      cache?.set(text, vector);
+      if (!once.has(text)) cache?.set(text, vector);
     });
   }
   return vectors;
