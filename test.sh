@@ -39,8 +39,11 @@ scripts/setup.sh build browser node smollm2-135m gemma3-270m minilm-l6 paraphras
 
 section "lint: no unwrap, expect or panic! in the crates that ship to wasm (clippy)"
 # The crates' roots deny them outside tests; clippy is what enforces it (its style lints are
-# silenced here: only the denied ones fail). The onnx crate with build.sh's flags.
+# silenced here: only the denied ones fail). Again with relaxed SIMD (its kernels are compiled
+# only then) and the onnx crate, each with build.sh's flags.
 cargo clippy --release -p edgellm -p edgellm-wasm --lib --target wasm32-unknown-unknown -- -A clippy::all
+RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" cargo clippy --release -p edgellm -p edgellm-wasm --lib \
+  --target wasm32-unknown-unknown --target-dir "$CARGO_TARGET_DIR/relaxed" -- -A clippy::all
 (cd onnx && RUSTFLAGS="--cfg=web_sys_unstable_apis -C target-feature=+simd128" \
   cargo clippy --release --lib --target wasm32-unknown-unknown --target-dir "$CARGO_TARGET_DIR/onnx" -- -A clippy::all)
 

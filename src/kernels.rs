@@ -5,13 +5,19 @@
 //! candle has a wasm SIMD kernel for Q4_0, Q8_0, Q4_K and Q6_K only, and all of them convert each
 //! activation block's f16 scale again for every weight row, with no multi-token path. Ours take
 //! activations in [`Q8Row`] form, scales already in f32, which measured 2.8× faster for Q4_1 in
-//! V8. A K-quant super-block is handled as its eight 32-value sub-blocks, each with its own
-//! scale (and min), against 32-value activation blocks like every other format.
+//! V8.
 //!
 //! The activations are quantized as llama.cpp quantizes them for each weight type, so that a
 //! model computes what it computes there: per 32 values with f16 scales (ggml's Q8_0/Q8_1) for
 //! the 32-value formats ([`Q8Rows::quantize`]); per 256 values with one f32 scale (ggml's Q8_K)
-//! for the K-quants ([`Q8Rows::quantize_k`]), stored as eight blocks that share it.
+//! for the K-quants ([`Q8Rows::quantize_k`]), with the sums of each 16 integers.
+//!
+//! A 32-value block is one integer sum times its float scales. A K-quant super-block is summed
+//! as ggml sums it (`ggml_vec_dot_q4_K_q8_K` and its siblings): each sub-block's integer sum
+//! times its integer scale, added up in integers over the 256 values, then one float step
+//! against the activations' shared scale; the mins (and Q6_K's zero point, 32) come off as the
+//! activations' per-16 sums times the integer mins ([`SuperBlockScales`]). Per 32 values that
+//! leaves only integer work in the inner loop.
 //!
 //! Every kernel has a scalar twin in [`scalar`] that defines its result; the SIMD128 version in
 //! [`simd128`] computes the same integer block sums and differs only in the order in which the
@@ -53,13 +59,14 @@ pub const SUPER_BLOCK: usize = 256;
 pub struct Q8Row<'a> {
     pub qs: &'a [i16],
     pub q8: &'a [i8],
-    /// Per block: the scale `d`, rounded to f16 as ggml stores it.
+    /// Per block: the scale `d`, rounded to f16 as ggml stores it ([`Q8Rows::quantize`]), or
+    /// the super-block's f32 scale, the same in its eight blocks ([`Q8Rows::quantize_k`]).
     pub d: &'a [f32],
-    /// Per block: `d · Σq`, rounded as ggml's Q8_1 stores it (Q4_1's offset term needs it).
+    /// Per block: `d · Σq`, rounded as ggml's Q8_1 stores it (Q4_1's offset term needs it);
+    /// rows of [`Q8Rows::quantize`] only.
     pub s: &'a [f32],
-    /// Per block: `d · Σq` in f32, for the K-quants' min term (ggml's Q8_K keeps these sums
-    /// exact, as integers; the f16 rounding of `s` would cost them accuracy).
-    pub sum: &'a [f32],
+    /// Per 16 values: `Σq`, exact (ggml's Q8_K `bsums`), for the K-quants' mins and zero point.
+    pub bsums: &'a [i16],
 }
 
 /// Rows of quantized activations, kept between calls (grown, never shrunk) so that decoding
@@ -70,7 +77,7 @@ pub struct Q8Rows {
     q8: Vec<i8>,
     d: Vec<f32>,
     s: Vec<f32>,
-    sum: Vec<f32>,
+    bsums: Vec<i16>,
     /// Values per row.
     cols: usize,
 }
@@ -87,14 +94,11 @@ impl Q8Rows {
             let (scale, total) = simd128::quantize_block(xb, qb);
             #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
             let (scale, total) = scalar::quantize_block(xb, qb);
-            for (q8, &q) in self.q8[i * BLOCK..(i + 1) * BLOCK].iter_mut().zip(qb.iter()) {
-                *q8 = q as i8;
-            }
             let scale16 = f16::from_f32(scale);
             self.d[i] = scale16.to_f32();
             self.s[i] = (f16::from_f32(total as f32) * scale16).to_f32();
-            self.sum[i] = self.d[i] * total as f32;
         }
+        self.copy_bytes_and_sum(x.len());
     }
 
     /// Quantize the rows of `x` (`cols` values each, a multiple of 256) as ggml's
@@ -107,16 +111,18 @@ impl Q8Rows {
         self.make_room(x.len(), cols);
         for (g, xs) in x.chunks_exact(SUPER_BLOCK).enumerate() {
             let scale = scalar::quantize_super_block(xs, &mut self.qs[g * SUPER_BLOCK..(g + 1) * SUPER_BLOCK]);
-            for b in g * SUPER_BLOCK / BLOCK..(g + 1) * SUPER_BLOCK / BLOCK {
-                let qb = &self.qs[b * BLOCK..(b + 1) * BLOCK];
-                for (q8, &q) in self.q8[b * BLOCK..(b + 1) * BLOCK].iter_mut().zip(qb) {
-                    *q8 = q as i8;
-                }
-                let total: i32 = qb.iter().map(|&q| q as i32).sum();
-                self.d[b] = scale;
-                self.s[b] = scale * total as f32;
-                self.sum[b] = scale * total as f32;
-            }
+            self.d[g * SUPER_BLOCK / BLOCK..(g + 1) * SUPER_BLOCK / BLOCK].fill(scale);
+        }
+        self.copy_bytes_and_sum(x.len());
+    }
+
+    /// The integers of the first `values` as bytes too, and their sums per 16.
+    fn copy_bytes_and_sum(&mut self, values: usize) {
+        for (q8, &q) in self.q8[..values].iter_mut().zip(&self.qs[..values]) {
+            *q8 = q as i8;
+        }
+        for (sum, qs) in self.bsums.iter_mut().zip(self.qs[..values].chunks_exact(16)) {
+            *sum = qs.iter().sum();
         }
     }
 
@@ -124,9 +130,9 @@ impl Q8Rows {
     fn make_room(&mut self, values: usize, cols: usize) {
         grown(&mut self.qs, values);
         grown(&mut self.q8, values);
-        for v in [&mut self.d, &mut self.s, &mut self.sum] {
-            grown(v, values / BLOCK);
-        }
+        grown(&mut self.d, values / BLOCK);
+        grown(&mut self.s, values / BLOCK);
+        grown(&mut self.bsums, values / 16);
         self.cols = cols;
     }
 
@@ -138,7 +144,7 @@ impl Q8Rows {
             q8: &self.q8[t * cols..(t + 1) * cols],
             d: &self.d[t * blocks..(t + 1) * blocks],
             s: &self.s[t * blocks..(t + 1) * blocks],
-            sum: &self.sum[t * blocks..(t + 1) * blocks],
+            bsums: &self.bsums[t * cols / 16..(t + 1) * cols / 16],
         }
     }
 
@@ -211,22 +217,11 @@ impl WeightFormat {
         }
     }
 
-    /// How a sub-block's offset term is formed: Q4_1's `m·s` (ggml's Q8_1 arithmetic), the
-    /// K-quants' `−dmin·m·sum`, or none.
-    const fn offset(self) -> Offset {
-        match self {
-            Self::Q4_1 => Offset::TimesS,
-            Self::Q4K | Self::Q5K => Offset::TimesSum,
-            Self::Q4_0 | Self::Q5_0 | Self::Q8_0 | Self::Q6K => Offset::None,
-        }
+    /// Whether a 32-value block has an offset term, Q4_1's `m·s` (ggml's Q8_1 arithmetic).
+    /// The K-quants' mins are in [`SuperBlockScales`].
+    const fn has_offset(self) -> bool {
+        matches!(self, Self::Q4_1)
     }
-}
-
-#[derive(PartialEq, Eq)]
-enum Offset {
-    None,
-    TimesS,
-    TimesSum,
 }
 
 /// Sub-block `j`'s 6-bit scale and min in a Q4_K/Q5_K `scales[12]` (ggml's `get_scale_min_k4`):
@@ -241,44 +236,41 @@ pub fn k4_scale_min(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
-/// What one block's header says, decoded once for all its sub-blocks.
-struct Header {
-    d: f32,
-    /// Q4_1: `m`; Q4_K/Q5_K: `dmin`.
-    min: f32,
-    /// Q4_K/Q5_K: per sub-block, `d·sc` and `−dmin·m`.
-    scales: [f32; 8],
-    mins: [f32; 8],
+/// A 32-value block's scale `d` and Q4_1's offset `m` (0 for the others).
+#[inline(always)]
+fn block_scale_and_offset(format: WeightFormat, wb: &[u8]) -> (f32, f32) {
+    (f16_at(wb, 0), if format.has_offset() { f16_at(wb, 2) } else { 0.0 })
 }
 
-#[inline(always)]
-fn header(format: WeightFormat, wb: &[u8]) -> Header {
-    let mut h = Header { d: 0.0, min: 0.0, scales: [0.0; 8], mins: [0.0; 8] };
-    match format {
-        WeightFormat::Q6K => h.d = f16_at(wb, 208),
-        _ => h.d = f16_at(wb, 0),
-    }
-    if matches!(format, WeightFormat::Q4_1 | WeightFormat::Q4K | WeightFormat::Q5K) {
-        h.min = f16_at(wb, 2);
-    }
-    if matches!(format, WeightFormat::Q4K | WeightFormat::Q5K) {
+/// A K-quant super-block's scales as integers per 16 values: value `l`, with `q` its unsigned
+/// quantized value, is `d·scales[l/16]·q − dmin·mins[l/16]`. Q4_K/Q5_K give each 32-value
+/// sub-block one scale and min (so both its halves carry them); Q6_K's values are
+/// `d·scale·(q − 32)`, so its mins are `32·scale` and `dmin` is `d`.
+pub struct SuperBlockScales {
+    pub d: f32,
+    pub dmin: f32,
+    pub scales: [i16; 16],
+    pub mins: [i16; 16],
+}
+
+impl SuperBlockScales {
+    #[inline(always)]
+    pub fn of(format: WeightFormat, wb: &[u8]) -> Self {
+        let (mut scales, mut mins) = ([0i16; 16], [0i16; 16]);
+        if format == WeightFormat::Q6K {
+            for h in 0..16 {
+                scales[h] = wb[192 + h] as i8 as i16;
+                mins[h] = 32 * scales[h];
+            }
+            let d = f16_at(wb, 208);
+            return Self { d, dmin: d, scales, mins };
+        }
         for j in 0..8 {
             let (sc, m) = k4_scale_min(j, &wb[4..16]);
-            h.scales[j] = h.d * sc as f32;
-            h.mins[j] = -h.min * m as f32;
+            scales[2 * j..2 * j + 2].fill(sc as i16);
+            mins[2 * j..2 * j + 2].fill(m as i16);
         }
-    }
-    h
-}
-
-impl Header {
-    /// Sub-block `j`'s scale (times the integers) and offset (times `s` or `sum`).
-    #[inline(always)]
-    fn of(&self, format: WeightFormat, j: usize) -> (f32, f32) {
-        match format {
-            WeightFormat::Q4K | WeightFormat::Q5K => (self.scales[j], self.mins[j]),
-            _ => (self.d, self.min),
-        }
+        Self { d: f16_at(wb, 0), dmin: f16_at(wb, 2), scales, mins }
     }
 }
 
@@ -315,24 +307,16 @@ fn blocks_of(format: WeightFormat, w: &[u8], a: &Q8Row) -> usize {
             && a.q8.len() >= subs * BLOCK
             && a.d.len() >= subs
             && a.s.len() >= subs
-            && a.sum.len() >= subs,
+            && a.bsums.len() >= subs * BLOCK / 16,
         "activation row too short"
     );
     blocks
 }
 
-/// The term a sub-block's offset multiplies, for activation block `i`.
-#[inline(always)]
-fn offset_term(format: WeightFormat, a: &Q8Row, i: usize) -> f32 {
-    match format.offset() {
-        Offset::TimesS => a.s[i],
-        Offset::TimesSum => a.sum[i],
-        Offset::None => 0.0,
-    }
-}
-
-/// The reference kernels: plain loops with ggml's arithmetic (integer sums per 32-value
-/// sub-block, then `Σ scale·d_a·sum (+ offset·s)` in block order). Natively these are what runs.
+/// The reference kernels: plain loops with ggml's arithmetic (an integer sum per 32-value block,
+/// then `Σ scale·d_a·sum (+ offset·s)` in block order; for the K-quants an integer sum per
+/// super-block, then `d_a·(d·sum − dmin·mins)` in super-block order). Natively these are what
+/// runs.
 pub mod scalar {
     use super::*;
 
@@ -368,8 +352,9 @@ pub mod scalar {
         1.0 / iscale
     }
 
-    /// Sub-block `j` of block `wb` as integers (Q6_K's already times their 16-value scales),
-    /// following ggml's `dequantize_row_*`.
+    /// Sub-block `j` of block `wb` as integers, following ggml's `dequantize_row_*`: the
+    /// signed values of a 32-value block, the unsigned quantized values (0..64) of a K-quant
+    /// sub-block, whose scales, mins and zero point are in [`SuperBlockScales`].
     #[inline(always)]
     pub fn values(format: WeightFormat, wb: &[u8], j: usize) -> [i32; BLOCK] {
         let mut v = [0i32; BLOCK];
@@ -406,8 +391,7 @@ pub mod scalar {
                 let (ql, qh) = (&wb[64 * n + 32 * (k & 1)..], &wb[128 + 32 * n..]);
                 for l in 0..BLOCK {
                     let low = if k >= 2 { ql[l] >> 4 } else { ql[l] & 0x0f };
-                    let q = (low | ((qh[l] >> (2 * k)) & 3) << 4) as i32 - 32;
-                    v[l] = q * wb[192 + 2 * j + l / 16] as i8 as i32;
+                    v[l] = (low | ((qh[l] >> (2 * k)) & 3) << 4) as i32;
                 }
             }
         }
@@ -417,26 +401,48 @@ pub mod scalar {
     #[inline(always)]
     pub fn dot(format: WeightFormat, w: &[u8], a: &Q8Row) -> f32 {
         blocks_of(format, w, a);
+        if format.is_k_quant() {
+            return dot_k(format, w, a);
+        }
         let mut sum = 0f32;
-        for (b, wb) in w.chunks_exact(format.block_bytes()).enumerate() {
-            let h = header(format, wb);
-            for j in 0..format.sub_blocks() {
-                let i = b * format.sub_blocks() + j;
-                let (scale, offset) = h.of(format, j);
-                if format.offset() != Offset::None {
-                    sum += offset * offset_term(format, a, i);
-                }
-                let aq = &a.qs[i * BLOCK..(i + 1) * BLOCK];
-                let sumi: i32 = values(format, wb, j).iter().zip(aq).map(|(&q, &a)| q * a as i32).sum();
-                sum += sumi as f32 * (scale * a.d[i]);
+        for (i, wb) in w.chunks_exact(format.block_bytes()).enumerate() {
+            let (scale, offset) = block_scale_and_offset(format, wb);
+            if format.has_offset() {
+                sum += offset * a.s[i];
             }
+            let aq = &a.qs[i * BLOCK..(i + 1) * BLOCK];
+            let sumi: i32 = values(format, wb, 0).iter().zip(aq).map(|(&q, &a)| q * a as i32).sum();
+            sum += sumi as f32 * (scale * a.d[i]);
+        }
+        sum
+    }
+
+    /// The K-quants, super-block by super-block as ggml sums them.
+    #[inline(always)]
+    fn dot_k(format: WeightFormat, w: &[u8], a: &Q8Row) -> f32 {
+        let mut sum = 0f32;
+        for (g, wb) in w.chunks_exact(format.block_bytes()).enumerate() {
+            let s = SuperBlockScales::of(format, wb);
+            let mut dot = 0i32;
+            for j in 0..8 {
+                let aq = &a.qs[(8 * g + j) * BLOCK..][..BLOCK];
+                for (h, (v, aq)) in values(format, wb, j).chunks_exact(16).zip(aq.chunks_exact(16)).enumerate() {
+                    let part: i32 = v.iter().zip(aq).map(|(&q, &a)| q * a as i32).sum();
+                    dot += s.scales[2 * j + h] as i32 * part;
+                }
+            }
+            let bsums = &a.bsums[16 * g..16 * (g + 1)];
+            let mins: i32 = s.mins.iter().zip(bsums).map(|(&m, &b)| m as i32 * b as i32).sum();
+            let d = a.d[8 * g];
+            sum += (d * s.d) * dot as f32 - (d * s.dmin) * mins as f32;
         }
         sum
     }
 }
 
-/// WebAssembly SIMD128 versions: weights widened to i16 lanes and multiplied with the
-/// (already widened) activations by `i32x4.dot_i16x8_s`, four per 32 values. [`dots`] does one
+/// WebAssembly SIMD128 versions: weights widened to i16 lanes (the K-quants' times their integer
+/// scales) and multiplied with the (already widened) activations by `i32x4.dot_i16x8_s`, four per
+/// 32 values. [`dots`] does one
 /// weight row against `N` activation rows, unpacking each weight sub-block once for all of them
 /// (prefill); `dot` is the same code with `N = 1`, so each row's result is identical either way.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -472,12 +478,12 @@ pub mod simd128 {
         }
     }
 
-    /// Sub-block `j` of the block at `wb` as 32 bytes (values 0..16 and 16..32) and the zero
-    /// point to subtract from them: for every format but Q8_0 the bytes are the unsigned
-    /// quantized values (0..63, top bit clear, as the relaxed kernels need); Q8_0's are the
-    /// signed values themselves. SAFETY: `wb` points at one whole block of `format`.
+    /// The 32-value block at `wb` as 32 bytes (values 0..16 and 16..32) and the zero point to
+    /// subtract from them: for every format but Q8_0 the bytes are the unsigned quantized
+    /// values (top bit clear, as the relaxed kernels need); Q8_0's are the signed values
+    /// themselves. SAFETY: `wb` points at one whole block of `format`.
     #[inline(always)]
-    pub(super) unsafe fn unpack_bytes(format: WeightFormat, wb: *const u8, j: usize) -> ([v128; 2], i8) {
+    pub(super) unsafe fn unpack_bytes(format: WeightFormat, wb: *const u8) -> ([v128; 2], i8) {
         let low_nibbles = u8x16_splat(0x0f);
         let load = |at: usize| v128_load(wb.add(at) as *const v128);
         match format {
@@ -492,54 +498,77 @@ pub mod simd128 {
                 ([lo, v128_or(u8x16_shr(q, 4), fifth_bits(qh >> 16))], 16)
             }
             WeightFormat::Q8_0 => ([load(2), load(18)], 0),
-            WeightFormat::Q4K | WeightFormat::Q5K => {
-                let at = if format == WeightFormat::Q4K { 16 } else { 48 } + 32 * (j / 2);
-                let nibble = |q: v128| if j % 2 == 0 { v128_and(q, low_nibbles) } else { u8x16_shr(q, 4) };
-                let (mut lo, mut hi) = (nibble(load(at)), nibble(load(at + 16)));
-                if format == WeightFormat::Q5K {
-                    let fifth = |qh: v128| v128_and(u8x16_shl(u8x16_shr(qh, j as u32), 4), u8x16_splat(0x10));
-                    lo = v128_or(lo, fifth(load(16)));
-                    hi = v128_or(hi, fifth(load(32)));
-                }
-                ([lo, hi], 0)
-            }
-            WeightFormat::Q6K => {
-                let (n, k) = (j / 4, j % 4);
-                let (ql, qh) = (64 * n + 32 * (k & 1), 128 + 32 * n);
-                let nibble = |q: v128| if k >= 2 { u8x16_shr(q, 4) } else { v128_and(q, low_nibbles) };
-                let top = |q: v128| v128_and(u8x16_shl(u8x16_shr(q, 2 * k as u32), 4), u8x16_splat(0x30));
-                ([v128_or(nibble(load(ql)), top(load(qh))), v128_or(nibble(load(ql + 16)), top(load(qh + 16)))], 32)
-            }
+            WeightFormat::Q4K | WeightFormat::Q5K | WeightFormat::Q6K => unreachable!("K-quants unpack by super-block"),
         }
     }
 
-    /// Q6_K sub-block `j`'s scales: of its first 16 values and of the rest.
-    /// SAFETY: `wb` points at one whole Q6_K block.
+    /// Bit `from` of every byte of `v` moved to bit `to`, the other bits cleared: 16-bit
+    /// shifts, which x86 has (byte shifts it has not), by constants once inlined.
     #[inline(always)]
-    pub(super) unsafe fn q6k_scales(wb: *const u8, j: usize) -> (i8, i8) {
-        (*wb.add(192 + 2 * j) as i8, *wb.add(193 + 2 * j) as i8)
+    fn move_bits(v: v128, from: u32, to: u32, width: u32) -> v128 {
+        let mask = u8x16_splat((((1u32 << width) - 1) << to) as u8);
+        let moved = if to >= from { u16x8_shl(v, to - from) } else { u16x8_shr(v, from - to) };
+        v128_and(moved, mask)
     }
 
-    /// Sub-block `j` of the block at `wb` as 32 i16 lanes: [`scalar::values`] vectorised.
+    /// The eight sub-blocks of the K-quant super-block at `wb` as 32 unsigned bytes each
+    /// (values 0..16 and 16..32 of the sub-block; below 64): [`scalar::values`] vectorised,
+    /// with every shift a constant. SAFETY: `wb` points at one whole super-block of `format`.
+    #[inline(always)]
+    pub(super) unsafe fn unpack_super_block(format: WeightFormat, wb: *const u8) -> [[v128; 2]; 8] {
+        let load = |at: usize| v128_load(wb.add(at) as *const v128);
+        let low = |q: v128| v128_and(q, u8x16_splat(0x0f));
+        let high = |q: v128| move_bits(q, 4, 0, 4);
+        let mut subs = [[u8x16_splat(0); 2]; 8];
+        match format {
+            WeightFormat::Q4K | WeightFormat::Q5K => {
+                // Sub-blocks 2p and 2p + 1 are the low and high nibbles of the same 32 bytes.
+                let qs = if format == WeightFormat::Q4K { 16 } else { 48 };
+                for p in 0..4 {
+                    let (q0, q1) = (load(qs + 32 * p), load(qs + 32 * p + 16));
+                    subs[2 * p] = [low(q0), low(q1)];
+                    subs[2 * p + 1] = [high(q0), high(q1)];
+                }
+                if format == WeightFormat::Q5K {
+                    let (qh0, qh1) = (load(16), load(32));
+                    for (j, sub) in subs.iter_mut().enumerate() {
+                        let j = j as u32;
+                        *sub = [v128_or(sub[0], move_bits(qh0, j, 4, 1)), v128_or(sub[1], move_bits(qh1, j, 4, 1))];
+                    }
+                }
+            }
+            WeightFormat::Q6K => {
+                // Half n of 128 values: sub-block 4n + k takes the low nibbles of ql bytes
+                // 32·(k & 1).. for k < 2, the high ones for k ≥ 2, and bits 2k, 2k + 1 of qh.
+                for n in 0..2 {
+                    let ql: [v128; 4] = std::array::from_fn(|i| load(64 * n + 16 * i));
+                    let (qh0, qh1) = (load(128 + 32 * n), load(144 + 32 * n));
+                    for k in 0..4 {
+                        let nibble = if k < 2 { low } else { high };
+                        let (q0, q1) = (ql[2 * (k & 1)], ql[2 * (k & 1) + 1]);
+                        let top = |qh: v128| move_bits(qh, 2 * k as u32, 4, 2);
+                        subs[4 * n + k] = [v128_or(nibble(q0), top(qh0)), v128_or(nibble(q1), top(qh1))];
+                    }
+                }
+            }
+            _ => unreachable!("32-value blocks unpack one at a time"),
+        }
+        subs
+    }
+
+    /// A 32-value block at `wb` as 32 i16 lanes: [`scalar::values`] vectorised.
     /// SAFETY: `wb` points at one whole block of `format`.
     #[inline(always)]
-    unsafe fn unpack(format: WeightFormat, wb: *const u8, j: usize) -> [v128; 4] {
-        let ([lo, hi], zero) = unpack_bytes(format, wb, j);
-        let values = match (format, zero) {
+    unsafe fn unpack(format: WeightFormat, wb: *const u8) -> [v128; 4] {
+        let ([lo, hi], zero) = unpack_bytes(format, wb);
+        match (format, zero) {
             (WeightFormat::Q8_0, _) => widen(lo, hi, false),
             (_, 0) => widen(lo, hi, true),
             _ => {
                 let zero = i8x16_splat(zero);
                 widen(i8x16_sub(lo, zero), i8x16_sub(hi, zero), false)
             }
-        };
-        if format != WeightFormat::Q6K {
-            return values;
         }
-        let (first, second) = q6k_scales(wb, j);
-        let (first, second) = (i16x8_splat(first as i16), i16x8_splat(second as i16));
-        let [a, b, c, d] = values;
-        [i16x8_mul(a, first), i16x8_mul(b, first), i16x8_mul(c, second), i16x8_mul(d, second)]
     }
 
     /// Σ over the block of w·a as four i32 lanes. SAFETY: `a` points at 32 i16 values.
@@ -560,17 +589,17 @@ pub mod simd128 {
             + f32x4_extract_lane::<3>(v)
     }
 
-    /// The loop both SIMD versions run: for each sub-block of `w`, `unpack(wb, j)` unpacks the
-    /// weights once for all `N` rows and `block_sum(&weights, a, i)` gives their Σ w·a with row
-    /// `a`'s activation block `i` as four i32 lanes; the scales, offsets and float sums are
-    /// taken here. SAFETY (of the callers' closures): `wb` points at one whole block, and block
-    /// `i` of every row's activations exists (checked by blocks_of here).
+    /// The 32-value formats' loop, both SIMD versions': for each block of `w`, `unpack(wb)`
+    /// unpacks the weights once for all `N` rows and `block_sum(&weights, a, i)` gives their
+    /// Σ w·a with row `a`'s activation block `i` as four i32 lanes; the scales, offsets and
+    /// float sums are taken here. SAFETY (of the callers' closures): `wb` points at one whole
+    /// block, and block `i` of every row's activations exists (checked by blocks_of here).
     #[inline(always)]
     pub(super) fn accumulate<const N: usize, W>(
         format: WeightFormat,
         w: &[u8],
         a: [&Q8Row; N],
-        unpack: impl Fn(*const u8, usize) -> W,
+        unpack: impl Fn(*const u8) -> W,
         block_sum: impl Fn(&W, &Q8Row, usize) -> v128,
     ) -> [f32; N] {
         for a in a {
@@ -578,37 +607,147 @@ pub mod simd128 {
         }
         let mut acc = [f32x4_splat(0.0); N];
         let mut offsets = [0f32; N];
-        for (b, wb) in w.chunks_exact(format.block_bytes()).enumerate() {
-            let h = header(format, wb);
-            for j in 0..format.sub_blocks() {
-                let i = b * format.sub_blocks() + j;
-                let (scale, offset) = h.of(format, j);
-                let weights = unpack(wb.as_ptr(), j);
-                for t in 0..N {
-                    let sum = block_sum(&weights, a[t], i);
-                    // SAFETY: i < a[t].d.len(), checked by blocks_of above.
-                    let scale = f32x4_splat(scale * unsafe { *a[t].d.get_unchecked(i) });
-                    acc[t] = f32x4_add(acc[t], f32x4_mul(f32x4_convert_i32x4(sum), scale));
-                    if format.offset() != Offset::None {
-                        offsets[t] += offset * offset_term(format, a[t], i);
-                    }
+        for (i, wb) in w.chunks_exact(format.block_bytes()).enumerate() {
+            let (scale, offset) = block_scale_and_offset(format, wb);
+            let weights = unpack(wb.as_ptr());
+            for t in 0..N {
+                let sum = block_sum(&weights, a[t], i);
+                // SAFETY: i < a[t].d.len() and a[t].s.len(), checked by blocks_of above.
+                let scale = f32x4_splat(scale * unsafe { *a[t].d.get_unchecked(i) });
+                acc[t] = f32x4_add(acc[t], f32x4_mul(f32x4_convert_i32x4(sum), scale));
+                if format.has_offset() {
+                    offsets[t] += offset * unsafe { *a[t].s.get_unchecked(i) };
                 }
             }
         }
         std::array::from_fn(|t| horizontal_sum(acc[t]) + offsets[t])
     }
 
+    /// Byte-swizzle masks that copy i16 lane `k` of a vector into all eight lanes.
+    const LANE_SPLATS: [v128; 8] = {
+        let mut masks = [u8x16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0); 8];
+        let mut k = 0;
+        while k < 8 {
+            let (lo, hi) = (2 * k as u8, 2 * k as u8 + 1);
+            masks[k] = u8x16(lo, hi, lo, hi, lo, hi, lo, hi, lo, hi, lo, hi, lo, hi, lo, hi);
+            k += 1;
+        }
+        masks
+    };
+
+    /// [`SuperBlockScales`] in vectors: `mins[0]` holds the i16 mins of values 0..128,
+    /// `mins[1]` of 128..256; `splats[j]` the scales of sub-block `j`'s two halves, each in
+    /// every i16 lane.
+    pub(super) struct SuperBlockLanes {
+        d: f32,
+        dmin: f32,
+        mins: [v128; 2],
+        splats: [[v128; 2]; 8],
+    }
+
+    impl SuperBlockLanes {
+        /// SAFETY: `wb` points at one whole super-block of `format`.
+        #[inline(always)]
+        unsafe fn of(format: WeightFormat, wb: *const u8) -> Self {
+            let f16_at = |at: usize| f16_to_f32((wb.add(at) as *const u16).read_unaligned().to_le());
+            let splat = |v: v128, lane: usize| u8x16_swizzle(v, LANE_SPLATS[lane]);
+            let mut splats = [[u8x16_splat(0); 2]; 8];
+            if format == WeightFormat::Q6K {
+                let bytes = v128_load(wb.add(192) as *const v128);
+                let scales = [i16x8_extend_low_i8x16(bytes), i16x8_extend_high_i8x16(bytes)];
+                for h in 0..16 {
+                    splats[h / 2][h % 2] = splat(scales[h / 8], h % 8);
+                }
+                let d = f16_at(208);
+                return Self { d, dmin: d, mins: scales.map(|s| i16x8_shl(s, 5)), splats };
+            }
+            // The eight 6-bit scales and mins out of `scales[12]` four bytes at a time, as
+            // ggml's kernels unpack them ([`k4_scale_min`] one by one).
+            let word = |i: usize| (wb.add(4 + 4 * i) as *const u32).read_unaligned().to_le();
+            let (w0, w1, w2) = (word(0), word(1), word(2));
+            let (six, nibble, two) = (0x3f3f_3f3f, 0x0f0f_0f0f, 0x0303_0303);
+            let packed = u32x4(
+                w0 & six,
+                (w2 & nibble) | (((w0 >> 6) & two) << 4),
+                w1 & six,
+                ((w2 >> 4) & nibble) | (((w1 >> 6) & two) << 4),
+            );
+            let scales = u16x8_extend_low_u8x16(packed);
+            for (j, halves) in splats.iter_mut().enumerate() {
+                let scale = splat(scales, j);
+                *halves = [scale, scale];
+            }
+            // Each min twice: one per 32 values, lanes per 16.
+            let mins = u8x16_swizzle(packed, u8x16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15));
+            let mins = [u16x8_extend_low_u8x16(mins), u16x8_extend_high_u8x16(mins)];
+            Self { d: f16_at(0), dmin: f16_at(2), mins, splats }
+        }
+    }
+
+    /// The K-quants' loop, both SIMD versions': each super-block of `w` is unpacked once for
+    /// all `N` rows, and for each sub-block `unpack(&bytes, scales)` prepares its weights
+    /// (`scales`: the splatted scales of its two halves) and `sub_block_sum(&weights, a, i)`
+    /// gives Σ scale·q·a with row `a`'s activation block `i` as four i32 lanes, added up in
+    /// integers over the super-block; the mins, the float scales and the float sums are taken
+    /// here, once per super-block. SAFETY (of the callers' closures): block `i` of every row's
+    /// activations exists (checked by blocks_of here).
+    #[inline(always)]
+    pub(super) fn accumulate_k<const N: usize, W>(
+        format: WeightFormat,
+        w: &[u8],
+        a: [&Q8Row; N],
+        unpack: impl Fn(&[v128; 2], [v128; 2]) -> W,
+        sub_block_sum: impl Fn(&W, &Q8Row, usize) -> v128,
+    ) -> [f32; N] {
+        for a in a {
+            blocks_of(format, w, a);
+        }
+        let mut acc = [f32x4_splat(0.0); N];
+        for (g, wb) in w.chunks_exact(format.block_bytes()).enumerate() {
+            // SAFETY: `wb` is one whole super-block; block 8g + 7 and bsums 16g + 15 of every
+            // row exist (blocks_of above); v128 loads need no alignment.
+            let (s, subs) =
+                unsafe { (SuperBlockLanes::of(format, wb.as_ptr()), unpack_super_block(format, wb.as_ptr())) };
+            let mut sums = [i32x4_splat(0); N];
+            for (j, (bytes, &scales)) in subs.iter().zip(&s.splats).enumerate() {
+                let weights = unpack(bytes, scales);
+                for t in 0..N {
+                    sums[t] = i32x4_add(sums[t], sub_block_sum(&weights, a[t], 8 * g + j));
+                }
+            }
+            for t in 0..N {
+                let (mins, d) = unsafe {
+                    let bsums = a[t].bsums.as_ptr().add(16 * g) as *const v128;
+                    let mins = i32x4_add(
+                        i32x4_dot_i16x8(s.mins[0], v128_load(bsums)),
+                        i32x4_dot_i16x8(s.mins[1], v128_load(bsums.add(1))),
+                    );
+                    (mins, *a[t].d.get_unchecked(8 * g))
+                };
+                let dot = f32x4_mul(f32x4_convert_i32x4(sums[t]), f32x4_splat(d * s.d));
+                acc[t] =
+                    f32x4_add(acc[t], f32x4_sub(dot, f32x4_mul(f32x4_convert_i32x4(mins), f32x4_splat(d * s.dmin))));
+            }
+        }
+        acc.map(horizontal_sum)
+    }
+
     /// Σ w·a of one weight row with each of `N` activation rows.
     #[inline(always)]
     pub fn dots<const N: usize>(format: WeightFormat, w: &[u8], a: [&Q8Row; N]) -> [f32; N] {
-        // SAFETY: see accumulate; v128 loads and `read_unaligned` need no alignment.
-        accumulate(
-            format,
-            w,
-            a,
-            |wb, j| unsafe { unpack(format, wb, j) },
-            |values, a, i| unsafe { block_sum(values, a.qs.as_ptr().add(i * BLOCK)) },
-        )
+        // SAFETY: see accumulate and accumulate_k; v128 loads and `read_unaligned` need no
+        // alignment.
+        let block_sum =
+            |values: &[v128; 4], a: &Q8Row, i: usize| unsafe { block_sum(values, a.qs.as_ptr().add(i * BLOCK)) };
+        if !format.is_k_quant() {
+            return accumulate(format, w, a, |wb| unsafe { unpack(format, wb) }, block_sum);
+        }
+        // The K-quants' unsigned values (below 64) times their scales fit in i16 lanes.
+        let unpack_scaled = |&[lo, hi]: &[v128; 2], [first, second]: [v128; 2]| {
+            let [a, b, c, d] = widen(lo, hi, true);
+            [i16x8_mul(a, first), i16x8_mul(b, first), i16x8_mul(c, second), i16x8_mul(d, second)]
+        };
+        accumulate_k(format, w, a, unpack_scaled, block_sum)
     }
 
     #[inline(always)]
@@ -659,11 +798,13 @@ pub mod simd128 {
 /// first. Its result is defined only for weight bytes with the top bit clear, so weights are
 /// unpacked without their zero point (0..63) and `zero·Σa` is taken off with the same
 /// instruction: the integer sums are exact, the scalar twin's. The pairwise i16 sums inside it
-/// stay below 2·127·63, so no platform saturates. Q8_0, whose weights are signed bytes, stays
-/// on the SIMD128 kernel.
+/// stay below 2·127·63, so no platform saturates. The K-quants take those pairwise sums
+/// themselves (`i16x8.relaxed_dot_i8x16_i7x16_s`, x86's `pmaddubsw`) and multiply them by their
+/// integer scales into i32 lanes (`i32x4.dot_i16x8_s`), as ggml's AVX2 kernels do. Q8_0, whose
+/// weights are signed bytes, stays on the SIMD128 kernel.
 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
 pub mod relaxed {
-    use super::simd128::{q6k_scales, unpack_bytes};
+    use super::simd128::{accumulate, accumulate_k, unpack_bytes};
     use super::*;
     use core::arch::wasm32::*;
 
@@ -673,30 +814,45 @@ pub mod relaxed {
         if format == WeightFormat::Q8_0 {
             return simd128::dots(format, w, a);
         }
-        let none = i32x4_splat(0);
-        let with_zero_point = matches!(format, WeightFormat::Q4_0 | WeightFormat::Q5_0 | WeightFormat::Q6K);
-        // SAFETY: see simd128::accumulate; v128 loads need no alignment.
-        let unpack = |wb: *const u8, j: usize| unsafe {
-            let (bytes, zero) = unpack_bytes(format, wb, j);
-            let scales = if format == WeightFormat::Q6K { q6k_scales(wb, j) } else { (1, 1) };
-            (bytes, i8x16_splat(zero), scales)
-        };
-        let block_sum = |&([lo, hi], zero, (sc0, sc1)): &([v128; 2], v128, (i8, i8)), a: &Q8Row, i: usize| unsafe {
+        // SAFETY (all three closures): see simd128::accumulate and accumulate_k; v128 loads
+        // need no alignment.
+        let activations = |a: &Q8Row, i: usize| unsafe {
             let q8 = a.q8.as_ptr().add(i * BLOCK);
-            let (a0, a1) = (v128_load(q8 as *const v128), v128_load(q8.add(16) as *const v128));
+            (v128_load(q8 as *const v128), v128_load(q8.add(16) as *const v128))
+        };
+        if format.is_k_quant() {
+            // Pairwise products in i16 lanes (`pmaddubsw`: below 2·127·63, so nothing
+            // saturates), then times the scales into i32 lanes (`pmaddwd`).
+            let unpack = |&bytes: &[v128; 2], scales: [v128; 2]| (bytes, scales);
+            let sub_block_sum = |&([lo, hi], [first, second]): &([v128; 2], [v128; 2]), a: &Q8Row, i: usize| {
+                let (a0, a1) = activations(a, i);
+                let (p0, p1) = (i16x8_relaxed_dot_i8x16_i7x16(a0, lo), i16x8_relaxed_dot_i8x16_i7x16(a1, hi));
+                if format == WeightFormat::Q6K {
+                    i32x4_add(i32x4_dot_i16x8(p0, first), i32x4_dot_i16x8(p1, second))
+                } else {
+                    // One scale for both halves, and their sums below 2·2·127·31.
+                    i32x4_dot_i16x8(i16x8_add(p0, p1), first)
+                }
+            };
+            return accumulate_k(format, w, a, unpack, sub_block_sum);
+        }
+        let none = i32x4_splat(0);
+        let with_zero_point = matches!(format, WeightFormat::Q4_0 | WeightFormat::Q5_0);
+        let unpack = |wb: *const u8| unsafe {
+            let (bytes, zero) = unpack_bytes(format, wb);
+            (bytes, i8x16_splat(zero))
+        };
+        let block_sum = |&([lo, hi], zero): &([v128; 2], v128), a: &Q8Row, i: usize| {
+            let (a0, a1) = activations(a, i);
             let mut first = i32x4_relaxed_dot_i8x16_i7x16_add(a0, lo, none);
             let mut second = i32x4_relaxed_dot_i8x16_i7x16_add(a1, hi, none);
             if with_zero_point {
                 first = i32x4_sub(first, i32x4_relaxed_dot_i8x16_i7x16_add(a0, zero, none));
                 second = i32x4_sub(second, i32x4_relaxed_dot_i8x16_i7x16_add(a1, zero, none));
             }
-            if format == WeightFormat::Q6K {
-                i32x4_add(i32x4_mul(first, i32x4_splat(sc0 as i32)), i32x4_mul(second, i32x4_splat(sc1 as i32)))
-            } else {
-                i32x4_add(first, second)
-            }
+            i32x4_add(first, second)
         };
-        simd128::accumulate(format, w, a, unpack, block_sum)
+        accumulate(format, w, a, unpack, block_sum)
     }
 
     #[inline(always)]

@@ -197,8 +197,7 @@ impl ChatTemplate {
             },
             &mut out,
         )?;
-        String::from_utf8(out.0)
-            .map_err(|_| Error::new(ErrorCode::Template, "the rendered chat is not valid UTF-8"))
+        String::from_utf8(out.0).map_err(|_| Error::new(ErrorCode::Template, "the rendered chat is not valid UTF-8"))
     }
 }
 

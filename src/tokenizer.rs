@@ -12,8 +12,6 @@
 //! Control and user-defined tokens become special tokens: they are matched whole in the input
 //! (so a chat template can write `<|im_start|>`) and skipped when decoding.
 
-use std::collections::HashMap;
-
 use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::decoders::fuse::Fuse;
@@ -295,7 +293,7 @@ fn sentencepiece(md: Metadata<'_>, tokens: &[&str], types: &[i32]) -> Result<tok
     }
     let add_space_prefix = md.opt_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
     let vocab = vocab_map(tokens);
-    let merges = merges_from_scores(tokens, types, &scores);
+    let merges = merges_from_scores(tokens, types, &scores, &vocab);
     let unk =
         md.opt_uint("tokenizer.ggml.unknown_token_id")?.and_then(|id| tokens.get(id as usize)).map(|t| t.to_string());
     let mut tk = tokenizers::Tokenizer::new(build_bpe(vocab, merges, true, unk, false)?);
@@ -323,9 +321,10 @@ fn sentencepiece(md: Metadata<'_>, tokens: &[&str], types: &[i32]) -> Result<tok
 
 /// The merge list that makes BPE reproduce SentencePiece: every split of a normal token into two
 /// normal tokens is a merge, ranked by the merged token's score (highest first), ties by ids.
-pub fn merges_from_scores(tokens: &[&str], types: &[i32], scores: &[f32]) -> Vec<(String, String)> {
-    let normal: HashMap<&str, u32> =
-        tokens.iter().enumerate().filter(|(i, _)| types[*i] == TOKEN_NORMAL).map(|(i, t)| (*t, i as u32)).collect();
+/// `vocab` is the tokens' own map ([`vocab_map`]): its hasher is the fast one `tokenizers` uses,
+/// and Gemma 3's 262k tokens have 1.1M splits to look up.
+fn merges_from_scores(tokens: &[&str], types: &[i32], scores: &[f32], vocab: &Vocab) -> Vec<(String, String)> {
+    let normal = |piece: &str| vocab.get(piece).copied().filter(|&id| types[id as usize] == TOKEN_NORMAL);
     let mut ranked: Vec<(f32, u32, u32, u32)> = Vec::new();
     for (merged_id, token) in tokens.iter().enumerate() {
         if types[merged_id] != TOKEN_NORMAL {
@@ -333,7 +332,7 @@ pub fn merges_from_scores(tokens: &[&str], types: &[i32], scores: &[f32]) -> Vec
         }
         for (split, _) in token.char_indices().skip(1) {
             let (left, right) = token.split_at(split);
-            if let (Some(&l), Some(&r)) = (normal.get(left), normal.get(right)) {
+            if let (Some(l), Some(r)) = (normal(left), normal(right)) {
                 ranked.push((scores[merged_id], merged_id as u32, l, r));
             }
         }

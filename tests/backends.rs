@@ -16,8 +16,11 @@ use edgellm::{LoadOptions, Message, Model};
 /// moves its logits by 0.69, so float summation order alone moves them by 0.5–1.0 — as far as
 /// either backend is from llama.cpp on the same file (llama-cpp-python, SmolLM2, 19 positions:
 /// ours 0.55–1.04, candle 0.54–1.03, the same argmax everywhere; up to 1.5 over 32 greedy steps
-/// of Gemma 3).
-const MAX_LOGIT_DIFF: f32 = 2.0;
+/// of Gemma 3). Summing K-quant super-blocks in integers as ggml does moved one of Gemma 3's
+/// 33 steps here to 2.04 over its 262k logits, while its distance from llama.cpp stayed as it
+/// was (teacher-forced, 95 positions, tokens above log-prob −12: median 0.59 and max 1.05, 0.57
+/// and 0.94 before; candle's 0.54 and 1.16).
+const MAX_LOGIT_DIFF: f32 = 2.5;
 /// Greedy steps compared, each from the same prefix (the reference's own choices).
 const GREEDY_STEPS: usize = 32;
 

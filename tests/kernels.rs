@@ -115,7 +115,9 @@ fn k_quant_activation_quantization_matches_candle_q8k() {
             }
             for b in 0..8 {
                 assert_eq!(row.d[g * 8 + b].to_bits(), d.to_bits(), "super-block {g}");
-                assert_eq!(row.sum[g * 8 + b], d * (bsum(2 * b) + bsum(2 * b + 1)) as f32);
+            }
+            for k in 0..16 {
+                assert_eq!(row.bsums[g * 16 + k] as i32, bsum(k), "sum {k} of super-block {g}");
             }
         }
     });
@@ -132,8 +134,10 @@ fn activation_quantization_matches_candle() {
             let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
             assert_eq!(ours.d[i], f16(&b1[0..2]));
             assert_eq!(ours.s[i], f16(&b1[2..4]));
-            let total: i32 = ours.qs[i * 32..(i + 1) * 32].iter().map(|&q| q as i32).sum();
-            assert_eq!(ours.sum[i], ours.d[i] * total as f32);
+            for k in [2 * i, 2 * i + 1] {
+                let total: i16 = ours.qs[k * 16..(k + 1) * 16].iter().sum();
+                assert_eq!(ours.bsums[k], total);
+            }
             let qs: Vec<u8> = ours.qs[i * 32..(i + 1) * 32].iter().map(|&q| q as i8 as u8).collect();
             assert_eq!(&b1[4..36], &qs[..]);
             assert!(ours.q8[i * 32..(i + 1) * 32].iter().zip(&qs).all(|(&q8, &q)| q8 as u8 == q), "the byte copy");
@@ -152,7 +156,7 @@ fn activation_quantization_matches_candle() {
 fn own_kernel_matches<W: GgmlType>(format: WeightFormat) {
     for_random_rows(W::BLCK_SIZE, |w, a, scale| {
         let wq = quantize::<W>(w);
-        let act = Activations::new(a);
+        let act = Activations::for_format(a, format);
         let scalar = kernels::scalar::dot(format, bytes(&wq), &act.row());
         assert_close(&format!("{format:?} dispatch"), kernels::dot(format, bytes(&wq), &act.row()), scalar, scale);
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -229,8 +233,9 @@ fn four_rows_at_once_equal_one_at_a_time() {
         (WeightFormat::Q5K, bytes(&quantize::<kq::BlockQ5K>(&rng.vec(512))).to_vec()),
         (WeightFormat::Q6K, bytes(&quantize::<kq::BlockQ6K>(&rng.vec(512))).to_vec()),
     ];
-    let acts: Vec<Activations> = (0..4).map(|_| Activations::new(&rng.vec(512))).collect();
+    let xs: Vec<Vec<f32>> = (0..4).map(|_| rng.vec(512)).collect();
     for (format, w) in &formats {
+        let acts: Vec<Activations> = xs.iter().map(|x| Activations::for_format(x, *format)).collect();
         let rows = [&acts[0].row(), &acts[1].row(), &acts[2].row(), &acts[3].row()];
         let four = kernels::dots(*format, w, rows);
         for (t, a) in acts.iter().enumerate() {
