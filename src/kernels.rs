@@ -90,10 +90,7 @@ impl Q8Rows {
         self.make_room(x.len(), cols);
         let blocks = x.as_chunks::<BLOCK>().0.iter().zip(self.qs.as_chunks_mut::<BLOCK>().0.iter_mut());
         for (i, (xb, qb)) in blocks.enumerate() {
-            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-            let (scale, total) = simd128::quantize_block(xb, qb);
-            #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-            let (scale, total) = scalar::quantize_block(xb, qb);
+            let (scale, total) = quantize_block(xb, qb);
             let scale16 = f16::from_f32(scale);
             self.d[i] = scale16.to_f32();
             self.s[i] = (f16::from_f32(total as f32) * scale16).to_f32();
@@ -152,6 +149,49 @@ impl Q8Rows {
     pub fn cols(&self) -> usize {
         self.cols
     }
+}
+
+/// One block of [`Q8Rows::quantize`]: the SIMD version where the build has it.
+#[inline(always)]
+fn quantize_block(x: &[f32; BLOCK], q: &mut [i16; BLOCK]) -> (f32, i32) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::quantize_block(x, q);
+    #[allow(unreachable_code)]
+    scalar::quantize_block(x, q)
+}
+
+/// Bytes of a Q8_0 block: an f16 scale and 32 signed bytes.
+pub const Q8_0_BLOCK_BYTES: usize = WeightFormat::Q8_0.block_bytes();
+
+/// `x` (a multiple of 32 values) as Q8_0 blocks into `out`, as ggml's `quantize_row_q8_0`
+/// writes them (scale `max|x|/127` stored as f16, values rounded half away from zero): the KV
+/// cache's format, read back by [`dot`] with [`WeightFormat::Q8_0`] and by [`add_scaled_q8_0`].
+pub fn quantize_row_q8_0(x: &[f32], out: &mut [u8]) {
+    assert!(
+        x.len() % BLOCK == 0 && out.len() == x.len() / BLOCK * Q8_0_BLOCK_BYTES,
+        "{} values into {} bytes",
+        x.len(),
+        out.len()
+    );
+    let mut q = [0i16; BLOCK];
+    for (xb, ob) in x.as_chunks::<BLOCK>().0.iter().zip(out.as_chunks_mut::<Q8_0_BLOCK_BYTES>().0) {
+        let (scale, _) = quantize_block(xb, &mut q);
+        ob[..2].copy_from_slice(&f16::from_f32(scale).to_le_bytes());
+        for (o, &q) in ob[2..].iter_mut().zip(&q) {
+            *o = q as i8 as u8;
+        }
+    }
+}
+
+/// `out += w · row` for a row of Q8_0 blocks, dequantized on the way (as ggml's flash attention
+/// adds up a quantized V). `out` may stop short of the row's last block (a padded head).
+#[inline(always)]
+pub fn add_scaled_q8_0(row: &[u8], w: f32, out: &mut [f32]) {
+    assert!(row.len() % Q8_0_BLOCK_BYTES == 0 && out.len() <= row.len() / Q8_0_BLOCK_BYTES * BLOCK);
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::add_scaled_q8_0(row, w, out);
+    #[allow(unreachable_code)]
+    scalar::add_scaled_q8_0(row, w, out)
 }
 
 /// `f32::round` (halves away from zero), exactly, without the libm call it becomes in wasm and
@@ -330,6 +370,17 @@ pub mod scalar {
             *q = round_half_away(x * inverse) as i16;
         }
         (scale, q.iter().map(|&q| q as i32).sum())
+    }
+
+    /// [`super::add_scaled_q8_0`]: per block, the scale times `w`, then each value times that.
+    #[inline(always)]
+    pub fn add_scaled_q8_0(row: &[u8], w: f32, out: &mut [f32]) {
+        for (o, b) in out.chunks_mut(BLOCK).zip(row.as_chunks::<Q8_0_BLOCK_BYTES>().0) {
+            let wd = w * f16_at(b, 0);
+            for (o, &q) in o.iter_mut().zip(&b[2..]) {
+                *o += wd * (q as i8 as f32);
+            }
+        }
     }
 
     /// 256 values as ggml's Q8_K (`quantize_row_q8_K_ref`): the integers into `q`; returns the
@@ -753,6 +804,37 @@ pub mod simd128 {
     #[inline(always)]
     pub fn dot(format: WeightFormat, w: &[u8], a: &Q8Row) -> f32 {
         dots::<1>(format, w, [a])[0]
+    }
+
+    /// [`scalar::add_scaled_q8_0`] four lanes at a time, with the same operations (so the same
+    /// results): bytes widened to i32 lanes, converted, times `w·d`, added.
+    #[inline(always)]
+    pub fn add_scaled_q8_0(row: &[u8], w: f32, out: &mut [f32]) {
+        let (full, tail) = out.as_chunks_mut::<BLOCK>();
+        let blocks = row.as_chunks::<Q8_0_BLOCK_BYTES>().0;
+        for (o, b) in full.iter_mut().zip(blocks) {
+            let wd = f32x4_splat(w * f16_at(b, 0));
+            // SAFETY: bytes 2..34 of the block are its values and `o` holds 32 f32; v128 loads
+            // and stores need no alignment.
+            unsafe {
+                for (k, bytes) in
+                    [v128_load(b.as_ptr().add(2) as *const v128), v128_load(b.as_ptr().add(18) as *const v128)]
+                        .into_iter()
+                        .enumerate()
+                {
+                    let halves = [i16x8_extend_low_i8x16(bytes), i16x8_extend_high_i8x16(bytes)];
+                    for (m, v) in halves.into_iter().enumerate() {
+                        for (n, v) in [i32x4_extend_low_i16x8(v), i32x4_extend_high_i16x8(v)].into_iter().enumerate() {
+                            let at = o.as_mut_ptr().add(16 * k + 8 * m + 4 * n) as *mut v128;
+                            v128_store(at, f32x4_add(v128_load(at), f32x4_mul(wd, f32x4_convert_i32x4(v))));
+                        }
+                    }
+                }
+            }
+        }
+        if !tail.is_empty() {
+            scalar::add_scaled_q8_0(&row[full.len() * Q8_0_BLOCK_BYTES..], w, tail);
+        }
     }
 
     /// [`scalar::quantize_block`] four lanes at a time, with the same IEEE operations (so the

@@ -244,6 +244,39 @@ fn four_rows_at_once_equal_one_at_a_time() {
     }
 }
 
+/// The KV cache's rows are ggml's Q8_0 blocks, byte for byte (llama.cpp's `q8_0` cache type).
+#[test]
+fn kv_rows_quantize_as_ggml_q8_0() {
+    for_random_rows(32, |x, _, _| {
+        let mut ours = vec![0u8; x.len() / 32 * 34];
+        kernels::quantize_row_q8_0(x, &mut ours);
+        assert_eq!(ours, bytes(&quantize::<kq::BlockQ8_0>(x)));
+    });
+}
+
+/// Adding up a Q8_0 value row: the SIMD version equals its scalar twin exactly, both equal
+/// `w ·` candle's dequantized row within f32 rounding, and a head shorter than its blocks (a
+/// padded one) takes only its own values.
+#[test]
+fn scaled_q8_0_rows_add_up_as_dequantized() {
+    for_random_rows(32, |x, start, _| {
+        let row = bytes(&quantize::<kq::BlockQ8_0>(x)).to_vec();
+        let mut values = vec![0f32; x.len()];
+        kq::BlockQ8_0::to_float(&quantize::<kq::BlockQ8_0>(x), &mut values);
+        for len in [x.len(), x.len() - 7] {
+            let mut scalar = start[..len].to_vec();
+            kernels::scalar::add_scaled_q8_0(&row, 0.37, &mut scalar);
+            let mut dispatched = start[..len].to_vec();
+            kernels::add_scaled_q8_0(&row, 0.37, &mut dispatched);
+            assert_eq!(dispatched, scalar, "SIMD and scalar, {len} values");
+            for (i, &got) in scalar.iter().enumerate() {
+                let want = start[i] + 0.37 * values[i];
+                assert!((got - want).abs() <= 1e-6 * (1.0 + want.abs()), "value {i}: {got} vs {want}");
+            }
+        }
+    });
+}
+
 #[test]
 fn f16_conversion_is_exact() {
     for bits in (0u16..=0xffff).filter(|b| b & 0x7c00 != 0x7c00) {

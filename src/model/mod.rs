@@ -3,6 +3,7 @@
 
 pub mod gemma3;
 pub mod hparams;
+pub mod kv_cache;
 pub mod transformer;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use crate::timing::{Clock, LoadTimings};
 use crate::tokenizer::Tokenizer;
 use gemma3::Gemma3;
 use hparams::{Family, HParams};
+use kv_cache::KvCache;
 use transformer::Transformer;
 
 /// candle's llama builds its rotary table for this many positions; we cannot serve more.
@@ -230,16 +232,25 @@ impl FileBytes {
     }
 }
 
-/// Rough resident size of the loaded model: quantized weights as they are in the file, plus
-/// what the backend expands to f32, plus the KV cache for `ctx` positions.
-fn estimate_memory(g: &Gguf, hp: &HParams, ctx: usize, backend: BackendKind) -> u64 {
+/// Rough resident size of the loaded model: the file (the default backend keeps it and reads
+/// the weights in place; candle copies the quantized weights out of it), plus what the backend
+/// expands to f32, plus the KV cache for `ctx` positions.
+fn estimate_memory(g: &Gguf, hp: &HParams, ctx: usize, backend: BackendKind, file_bytes: u64) -> u64 {
     let embd_f32 = match (backend, hp.family, g.content.tensor_infos.get("token_embd.weight")) {
         // candle's llama expands the embedding table to f32.
         (BackendKind::Candle, Family::Llama, Some(info)) => info.shape.elem_count() as u64 * 4,
         _ => 0,
     };
-    let kv_cache = (ctx as u64).saturating_mul(hp.n_layer as u64).saturating_mul(2 * hp.kv_dim() as u64 * 4);
-    g.total_tensor_bytes().saturating_add(embd_f32).saturating_add(kv_cache)
+    let kv_per_position = match backend {
+        BackendKind::Edgellm => KvCache::bytes_per_position(hp.n_kv_head, hp.head_dim),
+        BackendKind::Candle => 2 * hp.kv_dim() * 4,
+    };
+    let kv_cache = (ctx as u64).saturating_mul(hp.n_layer as u64).saturating_mul(kv_per_position as u64);
+    let weights = match backend {
+        BackendKind::Edgellm => file_bytes,
+        BackendKind::Candle => g.total_tensor_bytes(),
+    };
+    weights.saturating_add(embd_f32).saturating_add(kv_cache)
 }
 
 fn memory_limit(opts: &LoadOptions) -> Option<u64> {
@@ -296,7 +307,7 @@ impl Plan {
             Some(c) => c,
             None => trained_ctx.min(DEFAULT_MAX_CONTEXT),
         };
-        let estimated = estimate_memory(g, &hp, ctx, backend);
+        let estimated = estimate_memory(g, &hp, ctx, backend, file_bytes);
         let memory_limit = memory_limit(opts);
         let refusal = memory_limit.filter(|&limit| estimated > limit).map(|limit| {
             Error::new(

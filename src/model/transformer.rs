@@ -15,23 +15,31 @@
 //! differences are optional steps on a layer (biases, per-head norms, post-norms, fused
 //! projections split after the matmul).
 
+use std::ops::RangeInclusive;
+
 use rayon::prelude::*;
 
 use crate::bail;
 use crate::error::Result;
+use crate::kernels::{self, Q8Row, Q8Rows, WeightFormat};
 use crate::matmul::{grown, matmul_each, DisjointOut, QMatrix, Scratch};
 use crate::model::hparams::{Activation, GateUpLayout, HParams, QkvLayout, RopeKind};
+use crate::model::kv_cache::{padded_head_dim, KvCache};
 use crate::model::TensorSource;
 
-/// The KV cache grows in steps of this many positions (it is sized by what a generation
-/// uses, not by the whole context window).
-const KV_GROWTH: usize = 64;
-/// A long prompt runs through the layers this many tokens at a time: enough to read each weight
-/// once for many tokens, while the activation buffers stay a few MB instead of growing with
-/// the prompt. (Results are the same for any split: tests/backends.rs.)
-const PREFILL_CHUNK: usize = 256;
-/// Multiply-adds of one head below which attention stays on one thread.
-const ATTENTION_WORK_PER_TASK: usize = 16 * 1024;
+/// A long prompt runs through the layers this many tokens at a time: one of the matmuls' token
+/// tiles (matmul.rs reads each weight once per tile whatever the chunk), so the activation
+/// buffers stay ~2 MB instead of growing with the prompt (256 took 7 MiB more for SmolLM2 and
+/// was no faster). Results are the same for any split: tests/backends.rs.
+const PREFILL_CHUNK: usize = 64;
+/// Multiply-adds of a layer's attention below which it stays on one thread.
+const ATTENTION_WORK_PER_TASK: usize = 64 * 1024;
+/// Query heads that share a KV head read each cached key together, this many at a time: the key
+/// is unpacked once for all of them (the kernels' multi-row path).
+const HEADS_PER_TILE: usize = 4;
+/// Queries of one attention task, at most: a long prompt's attention is split by tokens too, so
+/// that a model with one KV head still uses every thread.
+const TOKENS_PER_TASK: usize = 16;
 
 /// The hyperparameters, and what follows from them for the context we serve.
 #[derive(Debug, Clone)]
@@ -82,9 +90,8 @@ struct Layer {
     /// `Some(w)`: a query sees only keys less than `w` positions back.
     window: Option<usize>,
     local_rope: bool,
-    /// Keys and values (rotated) of positions `0..kv_len`, `n_kv_head·head_dim` per position.
-    k_cache: Vec<f32>,
-    v_cache: Vec<f32>,
+    /// Keys (rotated) and values of positions `0..kv_len`.
+    kv: KvCache,
 }
 
 /// Buffers of one forward pass, grown to the largest batch seen and then reused.
@@ -95,6 +102,9 @@ struct Buffers {
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
+    /// The queries, each head padded to whole blocks and quantized for the cached keys.
+    q_padded: Vec<f32>,
+    queries: Q8Rows,
     attn: Vec<f32>,
     proj: Vec<f32>,
     gate: Vec<f32>,
@@ -172,8 +182,7 @@ impl Transformer {
                 down: t.matrix_of(&p("ffn_down"), n_embd, n_ff)?,
                 window: if local { hp.sliding_window.map(|(w, _)| w) } else { None },
                 local_rope: local,
-                k_cache: Vec::new(),
-                v_cache: Vec::new(),
+                kv: KvCache::new(hp.n_kv_head, head_dim),
             });
         }
         let embed = t.matrix("token_embd.weight")?;
@@ -282,11 +291,10 @@ impl Transformer {
             let (cos, sin) = if layer.local_rope { (&buf.cos_local, &buf.sin_local) } else { (&buf.cos, &buf.sin) };
             rotate(hp, q, n, cos, sin);
             rotate(hp, k, n, cos, sin);
-            layer.k_cache[pos * kv_dim..(pos + n) * kv_dim].copy_from_slice(k);
-            layer.v_cache[pos * kv_dim..(pos + n) * kv_dim].copy_from_slice(v);
+            layer.kv.write(pos, k, v);
+            quantize_queries(hp, q, &mut buf.q_padded, &mut buf.queries);
             let attn = grown(&mut buf.attn, n * q_dim);
-            let scores = grown(&mut buf.scores, hp.n_head * (pos + n));
-            attend(hp, layer, q, pos, n, scores, attn);
+            attend(hp, layer, &buf.queries, pos, n, &mut buf.scores, attn);
             let proj = grown(&mut buf.proj, n * n_embd);
             layer.wo.matmul(file, attn, proj, &mut buf.matmul);
             if let Some(post) = &layer.post_attn_norm {
@@ -321,19 +329,10 @@ impl Transformer {
         self.kv_len = pos + n;
     }
 
-    /// Make room in every layer's cache for `positions`, growing in steps (a reallocation
-    /// copies the cache, so it should be rare) and never past the context served.
+    /// Make room in every layer's cache for `positions` (never much past the context served).
     pub fn reserve_kv(&mut self, positions: usize) {
-        let kv_dim = self.cfg.hp.kv_dim();
         for layer in &mut self.layers {
-            if layer.k_cache.len() < positions * kv_dim {
-                let grown = positions.next_multiple_of(KV_GROWTH).min(self.cfg.max_positions).max(positions);
-                for cache in [&mut layer.k_cache, &mut layer.v_cache] {
-                    // Exactly this much: `resize` alone may double the capacity.
-                    cache.reserve_exact(grown * kv_dim - cache.len());
-                    cache.resize(grown * kv_dim, 0.0);
-                }
-            }
+            layer.kv.grow_to(positions, self.cfg.max_positions);
         }
     }
 }
@@ -380,42 +379,102 @@ fn rotate(hp: &HParams, x: &mut [f32], n: usize, cos: &[f32], sin: &[f32]) {
     }
 }
 
-/// Causal grouped-query attention of the `n` queries at `pos..` over the cached keys, each
-/// head on its own task. `scores` has room for `n_head` rows of `pos + n`.
-fn attend(hp: &HParams, layer: &Layer, q: &[f32], pos: usize, n: usize, scores: &mut [f32], out: &mut [f32]) {
-    let (d, group) = (hp.head_dim, hp.n_head / hp.n_kv_head);
-    let (q_dim, kv_dim) = (hp.q_dim(), hp.kv_dim());
+/// Each head of each row of `q` padded with zeros to whole blocks and quantized, one row of
+/// `queries` per head (row `t·n_head + h`), as ggml quantizes the query for a Q8_0 key.
+fn quantize_queries(hp: &HParams, q: &[f32], padded: &mut Vec<f32>, queries: &mut Q8Rows) {
+    let (d, dp) = (hp.head_dim, padded_head_dim(hp.head_dim));
+    let heads = q.len() / d;
+    let padded = grown(padded, heads * dp);
+    for (to, from) in padded.chunks_exact_mut(dp).zip(q.chunks_exact(d)) {
+        to[..d].copy_from_slice(from);
+        to[d..].fill(0.0);
+    }
+    queries.quantize(padded, dp);
+}
+
+/// Causal grouped-query attention of the `n` queries at `pos..` over the cached keys. A task
+/// takes up to [`HEADS_PER_TILE`] query heads of one KV head and up to [`TOKENS_PER_TASK`] of
+/// the queries; `scores` is grown to a tile of score rows per task.
+fn attend(hp: &HParams, layer: &Layer, queries: &Q8Rows, pos: usize, n: usize, scores: &mut Vec<f32>, out: &mut [f32]) {
+    let (d, group, q_dim, width) = (hp.head_dim, hp.n_head / hp.n_kv_head, hp.q_dim(), pos + n);
     let scale = 1.0 / (d as f32).sqrt();
-    assert!(q.len() >= n * q_dim && out.len() >= n * q_dim && layer.k_cache.len() >= (pos + n) * kv_dim);
+    assert!(out.len() >= n * q_dim && layer.kv.capacity() >= width);
+    let tiles_per_group = group.div_ceil(HEADS_PER_TILE);
+    let token_ranges = n.div_ceil(TOKENS_PER_TASK);
+    let tasks = hp.n_kv_head * tiles_per_group * token_ranges;
+    let scores = grown(scores, tasks * HEADS_PER_TILE * width);
     let out_ptr = DisjointOut(out.as_mut_ptr());
-    // Early in a generation a head is too little work to hand to another thread.
-    let heads_per_task = if n * (pos + n) * d < ATTENTION_WORK_PER_TASK { hp.n_head } else { 1 };
-    scores.par_chunks_mut(pos + n).enumerate().with_min_len(heads_per_task).for_each(|(h, scores)| {
-        let out_ptr = out_ptr;
-        let kv_head = h / group;
-        for t in 0..n {
-            let p = pos + t;
-            let first = layer.window.map_or(0, |w| (p + 1).saturating_sub(w));
-            let query = &q[t * q_dim + h * d..][..d];
-            let s = &mut scores[first..=p];
-            let mut max = f32::NEG_INFINITY;
-            for (j, s) in (first..=p).zip(s.iter_mut()) {
-                *s = dot(query, &layer.k_cache[j * kv_dim + kv_head * d..][..d]) * scale;
-                max = if *s > max { *s } else { max };
+    // Early in a generation attention is too little work to hand to another thread.
+    let tasks_per_thread = if hp.n_head * n * width * d < ATTENTION_WORK_PER_TASK { tasks } else { 1 };
+    scores.par_chunks_mut(HEADS_PER_TILE * width).enumerate().with_min_len(tasks_per_thread).for_each(
+        |(task, scores)| {
+            let out_ptr = out_ptr;
+            let (tile, range) = (task / token_ranges, task % token_ranges);
+            let kv_head = tile / tiles_per_group;
+            let first_head = kv_head * group + tile % tiles_per_group * HEADS_PER_TILE;
+            let heads = first_head..(first_head + HEADS_PER_TILE).min((kv_head + 1) * group);
+            for t in range * TOKENS_PER_TASK..((range + 1) * TOKENS_PER_TASK).min(n) {
+                let p = pos + t;
+                let keys = layer.window.map_or(0, |w| (p + 1).saturating_sub(w))..=p;
+                // A tile of three repeats its last head (the fourth score row is left unread).
+                let rows: [Q8Row; HEADS_PER_TILE] =
+                    std::array::from_fn(|i| queries.row(t * hp.n_head + (heads.start + i).min(heads.end - 1)));
+                key_scores(&layer.kv, kv_head, &rows, heads.len(), keys.clone(), scale, scores, width);
+                for (i, h) in heads.clone().enumerate() {
+                    let s = &mut scores[i * width..][keys.clone()];
+                    let max = s.iter().fold(f32::NEG_INFINITY, |m, &s| if s > m { s } else { m });
+                    s.iter_mut().for_each(|s| *s = exp_non_positive(*s - max));
+                    let sum = sum(s);
+                    // SAFETY: head h of query t is out[t·q_dim + h·d..][..d], in bounds (asserted)
+                    // and written by this task alone.
+                    let o = unsafe { std::slice::from_raw_parts_mut(out_ptr.0.add(t * q_dim + h * d), d) };
+                    o.fill(0.0);
+                    for (j, &w) in keys.clone().zip(s.iter()) {
+                        layer.kv.add_value(j, kv_head, w / sum, o);
+                    }
+                }
             }
-            s.iter_mut().for_each(|s| *s = exp_non_positive(*s - max));
-            let sum = sum(s);
-            // SAFETY: head h of query t is out[t·q_dim + h·d..][..d], in bounds (asserted) and
-            // written by this task alone.
-            let o = unsafe { std::slice::from_raw_parts_mut(out_ptr.0.add(t * q_dim + h * d), d) };
-            o.fill(0.0);
-            for (j, &w) in (first..=p).zip(s.iter()) {
-                let value = &layer.v_cache[j * kv_dim + kv_head * d..][..d];
-                let w = w / sum;
-                o.iter_mut().zip(value).for_each(|(o, v)| *o += w * v);
-            }
+        },
+    );
+}
+
+/// `scores[i·width + j] = scale · qᵢ·kⱼ` for the first `count` of the query rows `rows` and
+/// the keys `keys` of KV head `kv_head` (three take the four-row path).
+#[allow(clippy::too_many_arguments)]
+fn key_scores(
+    kv: &KvCache,
+    kv_head: usize,
+    rows: &[Q8Row; HEADS_PER_TILE],
+    count: usize,
+    keys: RangeInclusive<usize>,
+    scale: f32,
+    scores: &mut [f32],
+    width: usize,
+) {
+    let [a, b, c, d] = rows;
+    match count {
+        1 => key_tile(kv, kv_head, [a], keys, scale, scores, width),
+        2 => key_tile(kv, kv_head, [a, b], keys, scale, scores, width),
+        _ => key_tile(kv, kv_head, [a, b, c, d], keys, scale, scores, width),
+    }
+}
+
+/// [`key_scores`] for `N` rows.
+fn key_tile<const N: usize>(
+    kv: &KvCache,
+    kv_head: usize,
+    rows: [&Q8Row; N],
+    keys: RangeInclusive<usize>,
+    scale: f32,
+    scores: &mut [f32],
+    width: usize,
+) {
+    for j in keys {
+        let s = kernels::dots(WeightFormat::Q8_0, kv.key(j, kv_head), rows);
+        for (i, s) in s.into_iter().enumerate() {
+            scores[i * width + j] = s * scale;
         }
-    });
+    }
 }
 
 /// eˣ for x ≤ 0 (softmax scores less their maximum), without a branch so the compiler can
@@ -443,20 +502,6 @@ fn sum(xs: &[f32]) -> f32 {
     for c in chunks {
         for i in 0..8 {
             acc[i] += c[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// f32 dot product with eight independent sums, which the compiler turns into SIMD lanes.
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ac.zip(bc) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
         }
     }
     acc.iter().sum::<f32>() + tail
