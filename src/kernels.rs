@@ -1,6 +1,7 @@
 //! Dot products of one quantized weight row with one row of 8-bit activations: the inner loop
 //! of every matmul, for the 32-value block formats (Q4_0, Q4_1, Q5_0, Q8_0) and the 256-value
-//! K-quants (Q4_K, Q5_K, Q6_K) that Q4_K_M files are made of.
+//! K-quants (Q4_K, Q5_K, Q6_K) that Q4_K_M files are made of. The KV cache's rows are Q8_0 too:
+//! [`quantize_row_q8_0`] writes them, [`dot`] scores them and [`add_scaled_q8_0`] adds values up.
 //!
 //! candle has a wasm SIMD kernel for Q4_0, Q8_0, Q4_K and Q6_K only, and all of them convert each
 //! activation block's f16 scale again for every weight row, with no multi-token path. Ours take

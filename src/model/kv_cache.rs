@@ -5,9 +5,10 @@
 //! Why 8 bits: at 2,048 positions an f32 cache is as large as a small model's file (SmolLM2-135M:
 //! 90 MiB beside a 94 MiB file), and f16 would still be half of it; Q8_0 halves f16 again (24
 //! MiB), for a rounding llama.cpp offers as a cache type of its own (tests/js/families.test.mjs
-//! compares against llama.cpp with that cache). Reading it is cheaper too: a score is a Q8_0 dot product against the query quantized per 32 values (the
-//! kernels' Q8_0 path, as ggml's `vec_dot_q8_0_q8_0`), and values are dequantized as they are
-//! added up, as ggml's flash attention does for a quantized V.
+//! compares against llama.cpp with that cache). Reading it is cheaper too: a score is a Q8_0 dot
+//! product against the query quantized per 32 values (the kernels' Q8_0 path, as ggml's
+//! `vec_dot_q8_0_q8_0`), and values are dequantized as they are added up, as ggml's flash
+//! attention does for a quantized V.
 //!
 //! A head whose size is not a multiple of 32 is padded with zeros to one: zeros add nothing to
 //! a score, and the values' padding is never read back.

@@ -241,15 +241,12 @@ fn estimate_memory(g: &Gguf, hp: &HParams, ctx: usize, backend: BackendKind, fil
         (BackendKind::Candle, Family::Llama, Some(info)) => info.shape.elem_count() as u64 * 4,
         _ => 0,
     };
-    let kv_per_position = match backend {
-        BackendKind::Edgellm => KvCache::bytes_per_position(hp.n_kv_head, hp.head_dim),
-        BackendKind::Candle => 2 * hp.kv_dim() * 4,
+    // candle's caches are f32.
+    let (weights, kv_per_position) = match backend {
+        BackendKind::Edgellm => (file_bytes, KvCache::bytes_per_position(hp.n_kv_head, hp.head_dim)),
+        BackendKind::Candle => (g.total_tensor_bytes(), 2 * hp.kv_dim() * 4),
     };
     let kv_cache = (ctx as u64).saturating_mul(hp.n_layer as u64).saturating_mul(kv_per_position as u64);
-    let weights = match backend {
-        BackendKind::Edgellm => file_bytes,
-        BackendKind::Candle => g.total_tensor_bytes(),
-    };
     weights.saturating_add(embd_f32).saturating_add(kv_cache)
 }
 
