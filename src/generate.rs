@@ -528,7 +528,7 @@ impl Session {
         }
         self.cached = self.tokens.len();
         let token =
-            self.sampler.sample(logits, &self.tokens, self.timings.prompt_tokens, &model.tokenizer().stop_tokens)?;
+            self.sampler.sample(logits, &self.tokens, self.timings.prompt_tokens, &model.tokenizer().stop_tokens, &self.stops.text)?;
 
         let now = clock();
         self.timings.generated_tokens += 1;

@@ -30,8 +30,9 @@ pub struct SamplingParams {
     pub penalize_prompt: bool,
     /// Hugging Face's `exponential_decay_length_penalty` `[start, factor]`: after `start`
     /// generated tokens the end-of-turn logits grow by |logit|·(factor^(n − start) − 1), so an
-    /// answer that runs on is pulled towards ending, at a sentence end where the model would end
-    /// anyway. `None` = off.
+    /// answer that runs on is pulled towards ending. Unlike Hugging Face's, it applies only where
+    /// the text so far ends a sentence or a line: pulled anywhere, a small model ends mid-sentence
+    /// ("… popularised by the Brundtland Commission in 19"). `None` = off.
     pub exponential_decay_length_penalty: Option<(usize, f32)>,
     pub seed: u64,
 }
@@ -116,19 +117,21 @@ impl Sampler {
     }
 
     /// Choose the next token given the logits of the last position, every token so far (the
-    /// prompt's first `prompt_len` of them) and the tokens that end the turn.
+    /// prompt's first `prompt_len` of them), the tokens that end the turn and the answer's text
+    /// so far.
     pub fn sample(
         &mut self,
         mut logits: Vec<f32>,
         tokens: &[u32],
         prompt_len: usize,
         stop_tokens: &[u32],
+        text: &str,
     ) -> Result<u32> {
         let p = &self.params;
         let generated = tokens.len().saturating_sub(prompt_len);
         let context = if p.penalize_prompt { tokens } else { &tokens[tokens.len() - generated..] };
         if let Some((start, factor)) = p.exponential_decay_length_penalty {
-            if generated > start {
+            if generated > start && ends_sentence(text) {
                 let grow = factor.powi((generated - start).min(i32::MAX as usize) as i32) - 1.0;
                 for &t in stop_tokens {
                     if let Some(l) = logits.get_mut(t as usize) {
@@ -157,6 +160,17 @@ impl Sampler {
     }
 }
 
+/// Whether `text` ends a sentence ("." "!" "?", maybe followed by a closing quote or bracket
+/// and spaces) or a line that is not a heading or a lead-in ("## Stages", "The stages are:"),
+/// which would leave the answer announcing what never comes.
+fn ends_sentence(text: &str) -> bool {
+    if text.ends_with('\n') {
+        let last = text.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+        return !last.is_empty() && !last.starts_with('#') && !last.ends_with(':');
+    }
+    text.trim_end_matches([' ', '\t']).trim_end_matches(['"', '\'', ')', '”', '’', '*']).ends_with(['.', '!', '?'])
+}
+
 /// Tokens that would complete an n-gram already present in `context`.
 pub fn banned_ngram_tokens(context: &[u32], n: usize) -> Vec<u32> {
     if n == 0 || context.len() < n {
@@ -176,5 +190,24 @@ mod tests {
         assert_eq!(banned_ngram_tokens(&[1, 2, 3, 1, 2], 3), vec![3]);
         assert!(banned_ngram_tokens(&[1, 2, 3, 4], 3).is_empty());
         assert_eq!(banned_ngram_tokens(&[5, 5], 1), vec![5, 5]);
+    }
+
+    #[test]
+    fn the_length_penalty_ends_an_answer_at_a_sentence_end_only() {
+        // Token 0 is the end of turn, a little less likely than token 1; 20 tokens past `start`
+        // the penalty makes it the choice, but only where a sentence or a line has just ended.
+        let params = SamplingParams { exponential_decay_length_penalty: Some((4, 1.1)), ..SamplingParams::greedy() };
+        let mut sampler = Sampler::new(params).unwrap();
+        let tokens: Vec<u32> = (0..30).map(|i| 2 + i % 7).collect();
+        let mut choose = |text: &str| sampler.sample(vec![2.0, 2.5, 0.0], &tokens, 6, &[0], text).unwrap();
+        assert_eq!(choose("It was popularised in 19"), 1);
+        assert_eq!(choose("It was popularised in 1987."), 0);
+        assert_eq!(choose("It was popularised in 1987 [1]. "), 0);
+        assert_eq!(choose("- a list item\n"), 0);
+        assert_eq!(choose("It works.\n\n## How it works\n"), 1);
+        assert_eq!(choose("The stages are:\n\n"), 1);
+        assert_eq!(choose("He said \"yes.\""), 0);
+        assert!(!ends_sentence("the range 2.5"));
+        assert!(!ends_sentence("e.g"));
     }
 }

@@ -12,7 +12,7 @@ import { indexDocuments, sampleCorpus } from '../../www/rag/pipeline.js';
 import { answerQuestion, Conversation, CONVERSATION_RULES, isFollowUp } from '../../www/rag/answer.js';
 import { containsGold, loops, repeatedRunShare, scoreTurn } from '../../www/bench/quality.js';
 import { answerPreset } from '../../www/app/storage.js';
-import { buildMessages, SYSTEM_PROMPT } from '../../www/rag/prompt.js';
+import { buildMessages, EXAMPLE_EXCHANGE, SYSTEM_PROMPT } from '../../www/rag/prompt.js';
 
 test('isFollowUp: questions that lean on the previous one, and ones that stand alone', () => {
   for (const q of ['And what about its cost?', 'What is it used for?', 'Why?', 'How did they measure that?', 'Tell me more.', 'What temperature was it cooled to?']) {
@@ -56,11 +56,12 @@ test('buildMessages: a follow-up names the earlier question after the sources; t
   const countWords = (text) => text.split(/\s+/).filter(Boolean).length;
   const passages = [{ id: 'a', source: 'lca.md', page: null, text: 'Life cycle assessment has four stages.' }];
   const { messages } = buildMessages({ question: 'What are its stages?', followUpOf: 'What is LCA?', passages, countTokens: countWords, contextBudget: 1000 });
-  assert.deepEqual(messages.map((m) => m.role), ['system', 'user']);
+  assert.deepEqual(messages.map((m) => m.role), ['system', 'user', 'assistant', 'user']);
   assert.equal(messages[0].content, SYSTEM_PROMPT);
-  assert.ok(messages[1].content.endsWith('Earlier question: What is LCA?\nQuestion: What are its stages?'), messages[1].content);
+  assert.deepEqual(messages.slice(1, 3), EXAMPLE_EXCHANGE, 'the worked example follows the system prompt, the same in every prompt');
+  assert.ok(messages.at(-1).content.endsWith('Earlier question: What is LCA?\nQuestion: What are its stages?'), messages.at(-1).content);
   const alone = buildMessages({ question: 'What are its stages?', passages, countTokens: countWords, contextBudget: 1000 });
-  assert.ok(!alone.messages[1].content.includes('Earlier question'));
+  assert.ok(!alone.messages.at(-1).content.includes('Earlier question'));
 });
 
 test('quality measures: loops, gold facts as whole words', () => {

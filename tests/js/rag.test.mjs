@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { CHUNK_DEFAULTS, chunkDocument, chunkText } from '../../www/rag/chunk.js';
 import { analyze, DocumentIndex } from '../../www/rag/index.js';
 import { DEFAULTS, reciprocalRankFusion, retrieve } from '../../www/rag/retrieve.js';
-import { buildMessages, SYSTEM_PROMPT } from '../../www/rag/prompt.js';
+import { buildMessages, EXAMPLE_EXCHANGE, SYSTEM_PROMPT } from '../../www/rag/prompt.js';
 import { extractCitations } from '../../www/rag/cite.js';
 
 const corpusDir = new URL('../../www/corpus/', import.meta.url);
@@ -306,12 +306,14 @@ const passages = [1, 2, 3].map((n) => ({
 
 test('buildMessages: numbered sources match the prompt, and citations map back to them', () => {
   const { messages, sources, tokens } = buildMessages({ question: 'What is it?', passages, countTokens: countWords, contextBudget: 10_000 });
-  assert.deepEqual(messages.map((m) => m.role), ['system', 'user']);
+  assert.deepEqual(messages.map((m) => m.role), ['system', 'user', 'assistant', 'user']);
   assert.equal(messages[0].content, SYSTEM_PROMPT);
   assert.match(SYSTEM_PROMPT, /concisely/);
   assert.match(SYSTEM_PROMPT, /\[1\]/);
+  assert.deepEqual(messages.slice(1, 3), EXAMPLE_EXCHANGE);
+  assert.match(EXAMPLE_EXCHANGE[1].content, /\[1\]\.$/, 'the worked answer cites its source');
   assert.deepEqual(sources.map((s) => [s.n, s.source, s.page, s.score, s.truncated]), [[1, 'doc1.md', 1, 1, false], [2, 'doc2.md', 2, 0.5, false], [3, 'doc3.md', null, 1 / 3, false]]);
-  const user = messages[1].content;
+  const user = messages.at(-1).content;
   for (const s of sources) {
     const label = s.page == null ? `[${s.n}] ${s.source}` : `[${s.n}] ${s.source}, page ${s.page}`;
     assert.ok(user.includes(`${label}\n${s.text}`), `prompt shows ${label} with its text`);
@@ -340,10 +342,12 @@ test('buildMessages: the token budget holds, and lower-ranked passages go first'
   assert.ok(roomForPart.tokens <= twoPassages + 30);
   assert.ok(roomForPart.sources[2].text.endsWith(' …'));
   assert.ok(passages[2].text.startsWith(roomForPart.sources[2].text.slice(0, -2)), 'truncation keeps the beginning, whole words');
-  assert.ok(roomForPart.messages[1].content.includes(`[3] doc3.md\n${roomForPart.sources[2].text}`));
+  assert.ok(roomForPart.messages.at(-1).content.includes(`[3] doc3.md\n${roomForPart.sources[2].text}`));
 
+  // From room for all three passages down to room for the instructions and question alone.
+  const fixed = build(10_000, []).tokens;
   let previous = Infinity;
-  for (let budget = 260; budget >= 60; budget -= 7) {
+  for (let budget = fixed + 200; budget >= fixed; budget -= 7) {
     const { sources, tokens } = build(budget);
     assert.ok(tokens <= budget, `${tokens} tokens over a budget of ${budget}`);
     assert.deepEqual(sources.map((s) => s.n), sources.map((_, i) => i + 1));
@@ -362,19 +366,19 @@ test('buildMessages: conversation memory keeps the last 3 exchanges, without old
     { role: 'assistant', content: `answer ${n} [1], more [2, 3].` },
   ]);
   const roomy = buildMessages({ question: 'And then?', passages: passages.slice(0, 1), history, countTokens: countWords, contextBudget: 10_000 });
-  assert.deepEqual(roomy.messages.slice(1, -1), [2, 3, 4].flatMap((n) => [
+  assert.deepEqual(roomy.messages.slice(1 + EXAMPLE_EXCHANGE.length, -1), [2, 3, 4].flatMap((n) => [
     { role: 'user', content: `question ${n}` },
     { role: 'assistant', content: `answer ${n}, more.` },
   ]));
   assert.equal(roomy.messages.at(-1).role, 'user');
 
   const one = buildMessages({ question: 'And then?', passages: passages.slice(0, 1), history, countTokens: countWords, contextBudget: 10_000, historyExchanges: 1 });
-  assert.deepEqual(one.messages.slice(1, -1).map((m) => m.content), ['question 4', 'answer 4, more.']);
+  assert.deepEqual(one.messages.slice(1 + EXAMPLE_EXCHANGE.length, -1).map((m) => m.content), ['question 4', 'answer 4, more.']);
 
   // Room for the passage and two exchanges: the oldest of the three goes, the passage stays.
   const exchangeTokens = countWords('question 4') + countWords('answer 4, more.');
   const tight = buildMessages({ question: 'And then?', passages: passages.slice(0, 1), history, countTokens: countWords, contextBudget: roomy.tokens - exchangeTokens });
-  assert.deepEqual(tight.messages.slice(1, -1).map((m) => m.content), ['question 3', 'answer 3, more.', 'question 4', 'answer 4, more.']);
+  assert.deepEqual(tight.messages.slice(1 + EXAMPLE_EXCHANGE.length, -1).map((m) => m.content), ['question 3', 'answer 3, more.', 'question 4', 'answer 4, more.']);
   assert.equal(tight.sources.length, 1);
   assert.ok(tight.tokens <= roomy.tokens - exchangeTokens);
 });

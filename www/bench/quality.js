@@ -68,6 +68,7 @@ export function containsGold(text, { gold, alternatives = [] }) {
 /** The measurements of one answered turn against its gold answer (when it has one). */
 export function scoreTurn(turn, expected) {
   const cited = new Set(turn.citations.valid);
+  const citedOrAttributed = new Set([...cited, ...(turn.attributed?.added.map((a) => a.n) ?? [])]);
   const goldIn = (texts) => expected?.gold ? texts.some((t) => containsGold(t, expected)) : null;
   return {
     question: turn.question,
@@ -82,6 +83,7 @@ export function scoreTurn(turn, expected) {
     invalidCitations: turn.citations.invalid.length,
     goldInAnswer: goldIn([turn.text]),
     goldInCited: goldIn(turn.sources.filter((s) => cited.has(s.n)).map((s) => s.text)),
+    goldInCitedWithAttribution: goldIn(turn.sources.filter((s) => citedOrAttributed.has(s.n)).map((s) => s.text)),
     goldInRetrieved: goldIn(turn.sources.map((s) => s.text)),
     goldInExtractive: turn.extractive ? goldIn([turn.extractive.sentences.map((s) => s.text).join(' ')]) : null,
     extractiveMs: turn.extractive?.ms ?? null,
@@ -140,6 +142,7 @@ export function summarizeTurns(turns) {
     citedWithAttribution: share(turns.map((t) => t.citedWithAttribution)),
     goldInAnswer: share(withGold.map((t) => t.goldInAnswer)),
     goldInCited: share(withGold.map((t) => t.goldInCited)),
+    goldInCitedWithAttribution: share(withGold.map((t) => t.goldInCitedWithAttribution)),
     goldInRetrieved: share(withGold.map((t) => t.goldInRetrieved)),
     goldInExtractive: share(withGold.filter((t) => t.goldInExtractive !== null).map((t) => t.goldInExtractive)),
     extractiveMs: median(turns.map((t) => t.extractiveMs).filter((x) => x !== null)),
@@ -158,7 +161,7 @@ const pct = (x) => (x === null ? '–' : `${(100 * x).toFixed(0)}%`);
 
 /** A plain-text table: one row per (set, decoding, rule) summary. */
 export function formatQuality(rows) {
-  const head = ['Set', 'Decoding', 'Rule', 'Answers', 'End', 'Guard', 'Loop', 'Valid [n]', '[n] attributed', 'Gold in answer', 'Gold in cited', 'Gold retrieved', 'Extractive gold', 'TTFT turn 1 → last'];
+  const head = ['Set', 'Decoding', 'Rule', 'Answers', 'End', 'Guard', 'Loop', 'Valid [n]', '[n] attributed', 'Gold in answer', 'Gold in cited', 'Gold in cited/attributed', 'Gold retrieved', 'Extractive gold', 'TTFT turn 1 → last'];
   const lines = rows.map(({ set, decoding, rule, summary: s }) => {
     const first = s.perTurn[0];
     const last = s.perTurn.at(-1);
@@ -166,7 +169,7 @@ export function formatQuality(rows) {
       ? `${(first.timeToFirstTokenMs / 1000).toFixed(1)} s → ${(last.timeToFirstTokenMs / 1000).toFixed(1)} s (${(last.timeToFirstTokenMs / first.timeToFirstTokenMs).toFixed(2)}×)`
       : `${((first?.timeToFirstTokenMs ?? 0) / 1000).toFixed(1)} s`;
     return [set, decoding, rule, String(s.answers), pct(s.endsByItself), pct(s.stoppedByGuard), pct(s.loops), pct(s.validCitation), pct(s.citedWithAttribution),
-      pct(s.goldInAnswer), pct(s.goldInCited), pct(s.goldInRetrieved), pct(s.goldInExtractive), ttft];
+      pct(s.goldInAnswer), pct(s.goldInCited), pct(s.goldInCitedWithAttribution), pct(s.goldInRetrieved), pct(s.goldInExtractive), ttft];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const fmt = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;

@@ -27,6 +27,26 @@ export const SYSTEM_PROMPT = [
   'If the sources do not contain the answer, say that you do not know.',
 ].join(' ');
 
+/**
+ * One worked example, the same in every prompt: small models copy the form of an answer they
+ * have just seen far better than they follow an instruction to cite.
+ */
+export const EXAMPLE_EXCHANGE = Object.freeze([
+  {
+    role: 'user',
+    content: [
+      'Sources:', '',
+      '[1] bridges.txt',
+      'Steel bridges corrode where water and road salt reach bare metal. Paint and regular inspection slow the corrosion down.',
+      '',
+      '[2] concrete.txt',
+      'Concrete gains most of its strength in the first 28 days after it is poured.',
+      '', 'Question: How are steel bridges protected from corrosion?',
+    ].join('\n'),
+  },
+  { role: 'assistant', content: 'They are painted and inspected regularly, which slows corrosion down [1].' },
+]);
+
 const TRUNCATION_MARK = ' …';
 
 /**
@@ -113,6 +133,7 @@ function assemble(question, { passages, exchanges }, followUpOf) {
   const earlier = followUpOf?.trim() ? `Earlier question: ${followUpOf.trim()}\n` : '';
   return [
     { role: 'system', content: SYSTEM_PROMPT },
+    ...EXAMPLE_EXCHANGE,
     ...exchanges.flat(),
     { role: 'user', content: `${sources}\n\n${earlier}Question: ${question.trim()}` },
   ];
