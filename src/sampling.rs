@@ -31,7 +31,8 @@ pub struct SamplingParams {
     /// Hugging Face's `exponential_decay_length_penalty` `[start, factor]`: after `start`
     /// generated tokens the end-of-turn logits grow by |logit|·(factor^(n − start) − 1), so an
     /// answer that runs on is pulled towards ending. Unlike Hugging Face's, it applies only where
-    /// the text so far ends a sentence or a line: pulled anywhere, a small model ends mid-sentence
+    /// the text so far ends a sentence or a line that is no heading or lead-in (`ends_sentence`):
+    /// pulled anywhere, a small model ends mid-sentence
     /// ("… popularised by the Brundtland Commission in 19"). `None` = off.
     pub exponential_decay_length_penalty: Option<(usize, f32)>,
     pub seed: u64,
