@@ -527,8 +527,13 @@ impl Session {
             self.timings.prefill_tok_s = per_second(self.timings.prefill_tokens, self.timings.prefill_ms);
         }
         self.cached = self.tokens.len();
-        let token =
-            self.sampler.sample(logits, &self.tokens, self.timings.prompt_tokens, &model.tokenizer().stop_tokens, &self.stops.text)?;
+        let token = self.sampler.sample(
+            logits,
+            &self.tokens,
+            self.timings.prompt_tokens,
+            &model.tokenizer().stop_tokens,
+            &self.stops.text,
+        )?;
 
         let now = clock();
         self.timings.generated_tokens += 1;

@@ -5,9 +5,7 @@
 //!   pre-tokenizer regex is not stored, only its llama.cpp name in `tokenizer.ggml.pre`,
 //!   so we map the names we know to the splitter their Hugging Face tokenizer.json uses.
 //! - `llama`: SentencePiece BPE (TinyLlama, Llama 2, Mistral, Gemma) with tokens and scores but no
-//!   merges. SentencePiece merges the adjacent pair whose union has the highest score; an
-//!   ordered merge list where the pair (a, b) ranks by the score of `a+b` is the same
-//!   algorithm, which is how Hugging Face converts these vocabularies too.
+//!   merges: [`sentencepiece`] merges by score as llama.cpp does, as a `tokenizers` model.
 //!
 //! Control and user-defined tokens become special tokens: they are matched whole in the input
 //! (so a chat template can write `<|im_start|>`) and skipped when decoding.
@@ -19,17 +17,22 @@ use tokenizers::decoders::sequence::Sequence as DecoderSequence;
 use tokenizers::decoders::strip::Strip;
 use tokenizers::decoders::DecoderWrapper;
 use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::models::TrainerWrapper;
 use tokenizers::normalizers::{Prepend, Replace, Sequence as NormalizerSequence};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-use tokenizers::{AddedToken, NormalizerWrapper, SplitDelimiterBehavior};
+use tokenizers::processors::PostProcessorWrapper;
+use tokenizers::{AddedToken, Model, NormalizerWrapper, SplitDelimiterBehavior, Token, TokenizerImpl};
 
 use crate::bail;
 use crate::error::{Error, ErrorCode, Result};
 use crate::gguf::Metadata;
+
+mod sentencepiece;
+use sentencepiece::SentencePieceBpe;
 
 /// llama.cpp token types (`tokenizer.ggml.token_type`).
 const TOKEN_NORMAL: i32 = 1;
@@ -65,8 +68,12 @@ pub enum TokenizerKind {
     SentencePiece,
 }
 
+/// The `tokenizers` pipeline (special tokens, normalizer, pre-tokenizer, decoder) around the
+/// model of either kind of vocabulary.
+type Pipeline = TokenizerImpl<VocabModel, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>;
+
 pub struct Tokenizer {
-    inner: tokenizers::Tokenizer,
+    inner: Pipeline,
     pub kind: TokenizerKind,
     pub bos: Option<u32>,
     pub eos: Option<u32>,
@@ -106,7 +113,7 @@ impl Tokenizer {
 
         let (kind, mut inner, default_add_bos) = match model {
             "gpt2" => (TokenizerKind::ByteLevelBpe, byte_level_bpe(md, &tokens)?, false),
-            "llama" => (TokenizerKind::SentencePiece, sentencepiece(md, &tokens, &types)?, true),
+            "llama" => (TokenizerKind::SentencePiece, sentencepiece(md, &tokens)?, true),
             other => {
                 bail!(Tokenizer, "tokenizer.ggml.model '{other}' is not supported (edgellm reads 'gpt2' and 'llama')")
             }
@@ -125,7 +132,7 @@ impl Tokenizer {
                 AddedToken::from(tok.to_string(), true).normalized(false).rstrip(rstrip)
             })
             .collect();
-        inner.add_special_tokens(&specials);
+        inner.add_special_tokens(specials).map_err(tk_err("adding the special tokens"))?;
 
         let mut stop_tokens: Vec<u32> = eos.into_iter().collect();
         for key in ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"] {
@@ -217,19 +224,12 @@ impl StreamDecoder {
     }
 }
 
-fn build_bpe(
-    vocab: Vocab,
-    merges: Vec<(String, String)>,
-    byte_fallback: bool,
-    unk: Option<String>,
-    ignore_merges: bool,
-) -> Result<BPE> {
-    let mut builder =
-        BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(byte_fallback).ignore_merges(ignore_merges);
-    if let Some(unk) = unk {
-        builder = builder.unk_token(unk);
-    }
-    builder.build().map_err(tk_err("building the BPE model"))
+fn build_bpe(vocab: Vocab, merges: Vec<(String, String)>, ignore_merges: bool) -> Result<BPE> {
+    BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .ignore_merges(ignore_merges)
+        .build()
+        .map_err(tk_err("building the BPE model"))
 }
 
 /// token → id; when a string appears twice the first id wins (llama.cpp does the same).
@@ -241,7 +241,7 @@ fn vocab_map(tokens: &[&str]) -> Vocab {
     vocab
 }
 
-fn byte_level_bpe(md: Metadata<'_>, tokens: &[&str]) -> Result<tokenizers::Tokenizer> {
+fn byte_level_bpe(md: Metadata<'_>, tokens: &[&str]) -> Result<Pipeline> {
     let merges = md
         .string_array("tokenizer.ggml.merges")?
         .into_iter()
@@ -280,23 +280,22 @@ fn byte_level_bpe(md: Metadata<'_>, tokens: &[&str]) -> Result<tokenizers::Token
             PRE_TOKENIZERS.join(", ")
         ),
     };
-    let mut tk = tokenizers::Tokenizer::new(build_bpe(vocab_map(tokens), merges, false, None, ignore_merges)?);
+    let mut tk = Pipeline::new(VocabModel::ByteLevel(build_bpe(vocab_map(tokens), merges, ignore_merges)?));
     tk.with_pre_tokenizer(Some(pre));
     tk.with_decoder(Some(DecoderWrapper::from(ByteLevelDecoder::default())));
     Ok(tk)
 }
 
-fn sentencepiece(md: Metadata<'_>, tokens: &[&str], types: &[i32]) -> Result<tokenizers::Tokenizer> {
+fn sentencepiece(md: Metadata<'_>, tokens: &[&str]) -> Result<Pipeline> {
     let scores = md.f32_array("tokenizer.ggml.scores")?;
     if scores.len() != tokens.len() {
         bail!(MissingMetadata, "tokenizer.ggml.scores has {} entries for {} tokens", scores.len(), tokens.len());
     }
     let add_space_prefix = md.opt_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
-    let vocab = vocab_map(tokens);
-    let merges = merges_from_scores(tokens, types, &scores, &vocab);
     let unk =
-        md.opt_uint("tokenizer.ggml.unknown_token_id")?.and_then(|id| tokens.get(id as usize)).map(|t| t.to_string());
-    let mut tk = tokenizers::Tokenizer::new(build_bpe(vocab, merges, true, unk, false)?);
+        md.opt_uint("tokenizer.ggml.unknown_token_id")?.filter(|&id| id < tokens.len() as u64).map(|id| id as u32);
+    let mut tk =
+        Pipeline::new(VocabModel::SentencePiece(SentencePieceBpe::new(tokens, scores, vocab_map(tokens), unk)));
 
     // SentencePiece writes spaces as U+2581 and (optionally) puts one in front of the text.
     let replace = Replace::new(" ", "\u{2581}").map_err(tk_err("building the normalizer"))?;
@@ -305,7 +304,7 @@ fn sentencepiece(md: Metadata<'_>, tokens: &[&str], types: &[i32]) -> Result<tok
     } else {
         replace.into()
     };
-    tk.with_normalizer(Some(normalizer));
+    tk.with_normalizer(Some(normalizer)).map_err(tk_err("setting the normalizer"))?;
 
     let mut decoders: Vec<DecoderWrapper> = vec![
         Replace::new("\u{2581}", " ").map_err(tk_err("building the decoder"))?.into(),
@@ -319,24 +318,61 @@ fn sentencepiece(md: Metadata<'_>, tokens: &[&str], types: &[i32]) -> Result<tok
     Ok(tk)
 }
 
-/// The merge list that makes BPE reproduce SentencePiece: every split of a normal token into two
-/// normal tokens is a merge, ranked by the merged token's score (highest first), ties by ids.
-/// `vocab` is the tokens' own map ([`vocab_map`]): its hasher is the fast one `tokenizers` uses,
-/// and Gemma 3's 262k tokens have 1.1M splits to look up.
-fn merges_from_scores(tokens: &[&str], types: &[i32], scores: &[f32], vocab: &Vocab) -> Vec<(String, String)> {
-    let normal = |piece: &str| vocab.get(piece).copied().filter(|&id| types[id as usize] == TOKEN_NORMAL);
-    let mut ranked: Vec<(f32, u32, u32, u32)> = Vec::new();
-    for (merged_id, token) in tokens.iter().enumerate() {
-        if types[merged_id] != TOKEN_NORMAL {
-            continue;
-        }
-        for (split, _) in token.char_indices().skip(1) {
-            let (left, right) = token.split_at(split);
-            if let (Some(l), Some(r)) = (normal(left), normal(right)) {
-                ranked.push((scores[merged_id], merged_id as u32, l, r));
-            }
+/// The model under the pipeline: one kind per GGUF vocabulary.
+enum VocabModel {
+    ByteLevel(BPE),
+    SentencePiece(SentencePieceBpe),
+}
+
+impl Model for VocabModel {
+    type Trainer = TrainerWrapper;
+
+    fn tokenize(&self, sequence: &str) -> tokenizers::Result<Vec<Token>> {
+        match self {
+            Self::ByteLevel(m) => m.tokenize(sequence),
+            Self::SentencePiece(m) => m.tokenize(sequence),
         }
     }
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
-    ranked.into_iter().map(|(_, _, l, r)| (tokens[l as usize].to_string(), tokens[r as usize].to_string())).collect()
+
+    fn token_to_id(&self, token: &str) -> Option<u32> {
+        match self {
+            Self::ByteLevel(m) => m.token_to_id(token),
+            Self::SentencePiece(m) => m.token_to_id(token),
+        }
+    }
+
+    fn id_to_token(&self, id: u32) -> Option<String> {
+        match self {
+            Self::ByteLevel(m) => m.id_to_token(id),
+            Self::SentencePiece(m) => m.id_to_token(id),
+        }
+    }
+
+    fn get_vocab(&self) -> std::collections::HashMap<String, u32> {
+        match self {
+            Self::ByteLevel(m) => m.get_vocab(),
+            Self::SentencePiece(m) => m.get_vocab(),
+        }
+    }
+
+    fn get_vocab_size(&self) -> usize {
+        match self {
+            Self::ByteLevel(m) => m.get_vocab_size(),
+            Self::SentencePiece(m) => m.get_vocab_size(),
+        }
+    }
+
+    fn save(&self, folder: &std::path::Path, prefix: Option<&str>) -> tokenizers::Result<Vec<std::path::PathBuf>> {
+        match self {
+            Self::ByteLevel(m) => m.save(folder, prefix),
+            Self::SentencePiece(m) => m.save(folder, prefix),
+        }
+    }
+
+    fn get_trainer(&self) -> TrainerWrapper {
+        match self {
+            Self::ByteLevel(m) => m.get_trainer().into(),
+            Self::SentencePiece(m) => m.get_trainer(),
+        }
+    }
 }
