@@ -294,8 +294,7 @@ fn sentencepiece(md: Metadata<'_>, tokens: &[&str]) -> Result<Pipeline> {
     let add_space_prefix = md.opt_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
     let unk =
         md.opt_uint("tokenizer.ggml.unknown_token_id")?.filter(|&id| id < tokens.len() as u64).map(|id| id as u32);
-    let mut tk =
-        Pipeline::new(VocabModel::SentencePiece(SentencePieceBpe::new(tokens, scores, vocab_map(tokens), unk)));
+    let mut tk = Pipeline::new(VocabModel::SentencePiece(SentencePieceBpe::new(tokens, scores, unk)));
 
     // SentencePiece writes spaces as U+2581 and (optionally) puts one in front of the text.
     let replace = Replace::new(" ", "\u{2581}").map_err(tk_err("building the normalizer"))?;

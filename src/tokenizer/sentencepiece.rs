@@ -65,8 +65,9 @@ impl Ord for Candidate {
 }
 
 impl SentencePieceBpe {
-    /// `vocab` maps each token to its first id; `unk` is the unknown token's id, if any.
-    pub fn new(tokens: &[&str], scores: Vec<f32>, vocab: Vocab, unk: Option<u32>) -> Self {
+    /// `scores` has one entry per token; `unk` is the unknown token's id, if any.
+    pub fn new(tokens: &[&str], scores: Vec<f32>, unk: Option<u32>) -> Self {
+        let vocab = super::vocab_map(tokens);
         let byte_tokens = (0..=255u8).map(|b| vocab.get(&format!("<0x{b:02X}>")).copied()).collect();
         Self { vocab, tokens: tokens.iter().map(|t| t.to_string()).collect(), scores, byte_tokens, unk }
     }
@@ -176,12 +177,8 @@ mod tests {
 
     fn model(tokens: &[(&str, f32)]) -> SentencePieceBpe {
         let names: Vec<&str> = tokens.iter().map(|t| t.0).collect();
-        let mut vocab = Vocab::new();
-        for (i, t) in names.iter().enumerate() {
-            vocab.entry(t.to_string()).or_insert(i as u32);
-        }
-        let unk = vocab.get("<unk>").copied();
-        SentencePieceBpe::new(&names, tokens.iter().map(|t| t.1).collect(), vocab, unk)
+        let unk = names.iter().position(|&t| t == "<unk>").map(|i| i as u32);
+        SentencePieceBpe::new(&names, tokens.iter().map(|t| t.1).collect(), unk)
     }
 
     fn ids(m: &SentencePieceBpe, text: &str) -> Vec<u32> {
