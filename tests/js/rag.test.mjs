@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { CHUNK_DEFAULTS, chunkDocument, chunkText } from '../../www/rag/chunk.js';
 import { analyze, DocumentIndex } from '../../www/rag/index.js';
 import { DEFAULTS, reciprocalRankFusion, retrieve } from '../../www/rag/retrieve.js';
-import { buildMessages, EXAMPLE_EXCHANGE, SYSTEM_PROMPT } from '../../www/rag/prompt.js';
+import { buildMessages, EXAMPLE_EXCHANGE, SYSTEM_PROMPT, withoutSourceHeadings } from '../../www/rag/prompt.js';
 import { extractCitations } from '../../www/rag/cite.js';
 
 const corpusDir = new URL('../../www/corpus/', import.meta.url);
@@ -327,6 +327,20 @@ test('buildMessages: numbered sources match the prompt, and citations map back t
   assert.deepEqual(extractCitations(answer, sources.length).map((n) => sources[n - 1].source), ['doc2.md', 'doc1.md', 'doc3.md']);
   assert.deepEqual(extractCitations('ranges [1-3] and [2–4], years [1990-2020], none [a]'), [1, 2, 3, 4]);
   assert.deepEqual(extractCitations('no citations'), []);
+});
+
+test('withoutSourceHeadings: a source heading copied from the prompt onto a line of its own goes, nothing else', () => {
+  const { sources } = buildMessages({ question: 'What is it?', passages, countTokens: countWords, contextBudget: 10_000 });
+  assert.equal(withoutSourceHeadings(`[2] doc2.md, page 2\n${passages[1].text}`, sources), passages[1].text);
+  assert.equal(withoutSourceHeadings('First.\n  [3] doc3.md \nSecond [1].', sources), 'First.\nSecond [1].');
+  assert.equal(withoutSourceHeadings('[4] doc1.md, page 1\nCopied.', sources), 'Copied.', 'a copied heading with a number of its own');
+  for (const kept of [
+    'It is w2 [2].', // a citation in prose
+    '[2] doc2.md, page 2 says it is w2.', // the heading begins a sentence of the answer's own
+    '[1] doc1.md, page 2', // no source is doc1.md, page 2
+    '[2] doc4.md', // nor doc4.md
+    '',
+  ]) assert.equal(withoutSourceHeadings(kept, sources), kept);
 });
 
 test('buildMessages: the token budget holds, and lower-ranked passages go first', () => {

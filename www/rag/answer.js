@@ -6,6 +6,7 @@
 // Pure like the rest of www/rag/: the model (`generate`), the embedder (`embed`) and the
 // reranker are injected; nothing here imports the engine or touches the DOM.
 import { buildCitedPrompt } from './pipeline.js';
+import { withoutSourceHeadings } from './prompt.js';
 import { citationStats } from './cite.js';
 import { attributeCitations, extractiveAnswer, supportingSentences } from './extract.js';
 import { edgeError } from '../engine/errors.js';
@@ -147,13 +148,15 @@ export async function answerQuestion({
   if (quick) onExtractive?.(quick);
 
   const result = await generate({ ...request, maxNewTokens, messages }, onToken);
-  const citations = citationStats(result.text, sources.length);
+  // A copied "[n] file, page p" line would otherwise count as a citation of source n.
+  const text = withoutSourceHeadings(result.text, sources);
+  const citations = citationStats(text, sources.length);
   // An answer that cites nothing gets its sources attributed by similarity, kept apart from the
   // model's own text so the page can say who cited.
   const attributed = embed && sources.length > 0 && !citations.hasValid
-    ? await attributeCitations({ answer: result.text, sources, embed, cache: sentenceCache })
+    ? await attributeCitations({ answer: text, sources, embed, cache: sentenceCache })
     : null;
-  const cited = attributed?.added.length ? attributed.text : result.text;
+  const cited = attributed?.added.length ? attributed.text : text;
   const supports = embed && sources.length > 0 ? await supportingSentences({ answer: cited, sources, embed, cache: sentenceCache }) : new Map();
   const previous = conversation.turns.at(-1);
   const turn = {
@@ -162,7 +165,7 @@ export async function answerQuestion({
     followUp,
     // The question that opened this topic: what a later follow-up is searched with.
     topic: followUp && previous ? previous.topic : question,
-    text: result.text,
+    text,
     finishReason: result.finishReason,
     timings: result.timings,
     sources,

@@ -139,9 +139,27 @@ function assemble(question, { passages, exchanges }, followUpOf) {
   ];
 }
 
+/** What names a source after its number in the prompt: "notes.md, page 3". */
 function sourceLabel({ source, page }) {
   const name = source ?? 'untitled';
   return page == null ? name : `${name}, page ${page}`;
+}
+
+/**
+ * The answer without the source headings it copied from the prompt ("[2] notes.md, page 1" on a
+ * line of its own, which small models write before a passage they copy, sometimes with a number
+ * of their own): such a line is neither prose nor a citation of what follows it. Other lines are
+ * kept as written.
+ * @param {string} answer
+ * @param {{ n: number, source: string|null, page: number|null }[]} sources as buildMessages returns them
+ */
+export function withoutSourceHeadings(answer, sources) {
+  const labels = new Set(sources.map(sourceLabel));
+  // By label, whatever the number: a copied heading may carry a number the source does not have.
+  const isHeading = (line) => labels.has(line.trim().match(/^\[\d+\] (.*)$/)?.[1]);
+  const lines = answer.split('\n');
+  const kept = lines.filter((line) => !isHeading(line));
+  return kept.length === lines.length ? answer : kept.join('\n').replace(/^\s*\n/, '');
 }
 
 function countMessages(messages, countTokens) {
