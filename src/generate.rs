@@ -791,7 +791,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let tokenizer = Tokenizer::from_gguf(crate::gguf::Metadata(&md)).unwrap();
+        let tokenizer = Tokenizer::from_gguf(crate::gguf::Metadata::of_values(&md)).unwrap();
         let template = ChatTemplate::preset("chatml", &tokenizer).unwrap();
         Scripted { tokenizer, template }
     }

@@ -20,6 +20,11 @@ const DEFAULT_ALIGNMENT: u64 = 32;
 const MAX_TENSOR_DIMS: u32 = 4;
 /// Arrays nest (an array of arrays of …); no real file goes deeper than 1, so 4 is generous.
 const MAX_ARRAY_DEPTH: usize = 4;
+/// Arrays of at least this many strings or numbers — a vocabulary, its scores, types and merges —
+/// are validated where they lie and read from the file's bytes, instead of becoming one `Value`
+/// (and one allocation per string) each: a 262k-token vocabulary as Values is tens of MB of heap
+/// written once, read once by the tokenizer and dropped, most of a cold load's time and memory.
+const IN_PLACE_MIN_ITEMS: u64 = 256;
 
 /// ggml type ids, names and the subset candle can compute with.
 /// Names follow ggml.h so that an error names the type the way llama.cpp tools print it.
@@ -99,8 +104,10 @@ pub fn tensor_byte_size(dtype: GgmlDType, elements: u64) -> Option<u64> {
 
 /// A parsed and validated GGUF file. `content` is candle's representation; the extra fields are
 /// what the validation learned and the loaders need.
-pub struct Gguf {
+pub struct Gguf<'a> {
     pub content: Content,
+    /// The large metadata arrays (see [`IN_PLACE_MIN_ITEMS`]), which `content` leaves out.
+    pub arrays: HashMap<String, InPlaceArray<'a>>,
     pub version: u32,
     /// Bytes each tensor occupies in the file, by name (checked to lie inside it).
     pub tensor_bytes: HashMap<String, u64>,
@@ -108,9 +115,39 @@ pub struct Gguf {
     pub metadata_end: usize,
 }
 
-impl Gguf {
+/// A metadata array left in the file: `count` items of GGUF value type `item_ty` in `items`,
+/// every one checked when the file was parsed (lengths in bounds, strings UTF-8, bools 0 or 1).
+#[derive(Clone, Copy, Debug)]
+pub struct InPlaceArray<'a> {
+    item_ty: u32,
+    count: usize,
+    items: &'a [u8],
+}
+
+impl<'a> InPlaceArray<'a> {
+    /// The items as strings; `None` if they are not strings.
+    fn strings(&self) -> Option<impl Iterator<Item = &'a str>> {
+        let mut rest = self.items;
+        (self.item_ty == 8).then(|| {
+            std::iter::from_fn(move || {
+                let (len, tail) = rest.split_first_chunk::<8>()?;
+                let (s, tail) = tail.split_at_checked(usize::try_from(u64::from_le_bytes(*len)).ok()?)?;
+                rest = tail;
+                // Checked when parsed: never the empty string in place of a bad one.
+                Some(std::str::from_utf8(s).unwrap_or_default())
+            })
+        })
+    }
+
+    /// The items as fixed-size values of type `item_ty`, each from its little-endian bytes.
+    fn numbers<const N: usize, T>(&self, item_ty: u32, from: fn([u8; N]) -> T) -> Option<Vec<T>> {
+        (self.item_ty == item_ty).then(|| self.items.as_chunks::<N>().0.iter().map(|b| from(*b)).collect())
+    }
+}
+
+impl<'a> Gguf<'a> {
     pub fn metadata(&self) -> Metadata<'_> {
-        Metadata(&self.content.metadata)
+        Metadata { values: &self.content.metadata, arrays: Some(&self.arrays) }
     }
 
     pub fn total_tensor_bytes(&self) -> u64 {
@@ -181,6 +218,37 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The array whose item type and count come next, left in place if it is large enough and of
+    /// strings or numbers (see [`IN_PLACE_MIN_ITEMS`]); otherwise `None`, with nothing read.
+    fn in_place_array(&mut self, what: &dyn Fn() -> String) -> Result<Option<InPlaceArray<'a>>> {
+        let start = self.pos;
+        let item_ty = self.u32(what)?;
+        let count = self.u64(what)?;
+        // Numbers, bools and strings; not arrays of arrays, nor unknown types (errors of `value`).
+        if count < IN_PLACE_MIN_ITEMS || !matches!(item_ty, 0..=8 | 10..=12) {
+            self.pos = start;
+            return Ok(None);
+        }
+        self.check_count(count, min_value_bytes(item_ty), what)?;
+        let items_start = self.pos;
+        if item_ty == 8 {
+            for i in 0..count {
+                let len = self.u64(what)?;
+                let raw = self.take(len, &|| format!("{} item {i} (a string of {len} bytes)", what()))?;
+                if std::str::from_utf8(raw).is_err() {
+                    bail!(InvalidGguf, "{} item {i} is not valid UTF-8", what());
+                }
+            }
+        } else {
+            // A number's or bool's fewest bytes are its size.
+            let raw = self.take(count * min_value_bytes(item_ty), what)?;
+            if let Some(i) = raw.iter().position(|&b| item_ty == 7 && b > 1) {
+                bail!(InvalidGguf, "{} item {i} is a bool with byte value {}", what(), raw[i]);
+            }
+        }
+        Ok(Some(InPlaceArray { item_ty, count: count as usize, items: &self.bytes[items_start..self.pos] }))
+    }
+
     /// Refuse an array whose declared length could not possibly fit in the remaining bytes,
     /// before allocating a `Vec` of that length.
     fn check_count(&self, count: u64, min_item_bytes: u64, what: &dyn Fn() -> String) -> Result<()> {
@@ -246,14 +314,14 @@ fn min_value_bytes(ty: u32) -> u64 {
 }
 
 /// Parse and validate a whole GGUF file held in memory.
-pub fn parse(bytes: &[u8]) -> Result<Gguf> {
+pub fn parse(bytes: &[u8]) -> Result<Gguf<'_>> {
     parse_prefix(bytes, bytes.len() as u64)
 }
 
 /// [`parse`] from the first bytes of a file of `file_len` bytes: enough for the header, the
 /// metadata and the tensor table (a few MB), not the weights. Tensors are checked against the
 /// file's length, so a model can be described — and refused — before it is downloaded or read.
-pub fn parse_prefix(bytes: &[u8], file_len: u64) -> Result<Gguf> {
+pub fn parse_prefix(bytes: &[u8], file_len: u64) -> Result<Gguf<'_>> {
     if (bytes.len() as u64) > file_len {
         bail!(InvalidRequest, "{} bytes given as the start of a file of {file_len}", bytes.len());
     }
@@ -276,13 +344,19 @@ pub fn parse_prefix(bytes: &[u8], file_len: u64) -> Result<Gguf> {
     r.check_count(tensor_count, 8 + 4 + 4 + 8, &|| "the tensor table".into())?;
 
     let mut metadata = HashMap::with_capacity(kv_count as usize);
+    let mut arrays = HashMap::new();
     for i in 0..kv_count {
         let key = r.string(&|| format!("metadata key #{i}"))?;
         let what = || format!("metadata value '{key}'");
         let ty = r.u32(&what)?;
-        let value = r.value(ty, 0, &what)?;
-        if metadata.insert(key.clone(), value).is_some() {
+        if metadata.contains_key(&key) || arrays.contains_key(&key) {
             bail!(InvalidGguf, "metadata key '{key}' appears twice");
+        }
+        if let Some(array) = if ty == 9 { r.in_place_array(&what)? } else { None } {
+            arrays.insert(key, array);
+        } else {
+            let value = r.value(ty, 0, &what)?;
+            metadata.insert(key, value);
         }
     }
 
@@ -367,23 +441,42 @@ pub fn parse_prefix(bytes: &[u8], file_len: u64) -> Result<Gguf> {
 
     Ok(Gguf {
         content: Content { magic: versioned_magic, metadata, tensor_infos, tensor_data_offset: data_start },
+        arrays,
         version,
         tensor_bytes,
         metadata_end,
     })
 }
 
-/// Typed access to GGUF metadata with errors that name the missing key.
+/// Typed access to GGUF metadata with errors that name the missing key: the values, and the
+/// large arrays left in the file's bytes.
 #[derive(Clone, Copy)]
-pub struct Metadata<'a>(pub &'a HashMap<String, Value>);
+pub struct Metadata<'a> {
+    values: &'a HashMap<String, Value>,
+    arrays: Option<&'a HashMap<String, InPlaceArray<'a>>>,
+}
 
 impl<'a> Metadata<'a> {
+    /// Metadata that is all values (as candle's `Content` holds it).
+    pub fn of_values(values: &'a HashMap<String, Value>) -> Self {
+        Self { values, arrays: None }
+    }
+
+    /// A scalar or small array value; the large arrays are read through the typed accessors.
     pub fn get(&self, key: &str) -> Option<&'a Value> {
-        self.0.get(key)
+        self.values.get(key)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.values.contains_key(key) || self.in_place(key).is_some()
+    }
+
+    fn in_place(&self, key: &str) -> Option<&'a InPlaceArray<'a>> {
+        self.arrays?.get(key)
     }
 
     fn expect(&self, key: &str) -> Result<&'a Value> {
-        self.0
+        self.values
             .get(key)
             .ok_or_else(|| Error::new(ErrorCode::MissingMetadata, format!("the GGUF metadata has no '{key}'")))
     }
@@ -442,33 +535,44 @@ impl<'a> Metadata<'a> {
         }
     }
 
+    /// The items of array `key` as `T`: read in place with `in_place`, or from its values with
+    /// `item` (`None` for an item of another type).
+    fn typed_array<T>(
+        &self,
+        key: &str,
+        want: &str,
+        in_place: impl Fn(&InPlaceArray<'a>) -> Option<Vec<T>>,
+        item: impl Fn(&'a Value) -> Option<T>,
+    ) -> Result<Vec<T>> {
+        let wrong = || Error::new(ErrorCode::MissingMetadata, format!("GGUF metadata '{key}' should be {want}"));
+        if let Some(array) = self.in_place(key) {
+            let items = in_place(array).ok_or_else(wrong)?;
+            return if items.len() == array.count { Ok(items) } else { Err(wrong()) };
+        }
+        self.array(key)?.iter().map(|v| item(v).ok_or_else(|| Self::wrong_type(key, want, v))).collect()
+    }
+
     pub fn string_array(&self, key: &str) -> Result<Vec<&'a str>> {
-        self.array(key)?
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.as_str()),
-                v => Err(Self::wrong_type(key, "an array of strings", v)),
-            })
-            .collect()
+        let item = |v: &'a Value| match v {
+            Value::String(s) => Some(s.as_str()),
+            _ => None,
+        };
+        self.typed_array(key, "an array of strings", |a| Some(a.strings()?.collect()), item)
     }
 
     pub fn f32_array(&self, key: &str) -> Result<Vec<f32>> {
-        self.array(key)?
-            .iter()
-            .map(|v| match v {
-                Value::F32(x) => Ok(*x),
-                v => Err(Self::wrong_type(key, "an array of f32", v)),
-            })
-            .collect()
+        let item = |v: &Value| match v {
+            Value::F32(x) => Some(*x),
+            _ => None,
+        };
+        self.typed_array(key, "an array of f32", |a| a.numbers(6, f32::from_le_bytes), item)
     }
 
     pub fn i32_array(&self, key: &str) -> Result<Vec<i32>> {
-        self.array(key)?
-            .iter()
-            .map(|v| match v {
-                Value::I32(x) => Ok(*x),
-                v => Err(Self::wrong_type(key, "an array of i32", v)),
-            })
-            .collect()
+        let item = |v: &Value| match v {
+            Value::I32(x) => Some(*x),
+            _ => None,
+        };
+        self.typed_array(key, "an array of i32", |a| a.numbers(5, i32::from_le_bytes), item)
     }
 }

@@ -112,6 +112,55 @@ fn malformed_values() {
     assert_err(&bad_utf8.bytes(), ErrorCode::InvalidGguf, "UTF-8");
 }
 
+/// Arrays of 256 items or more (a vocabulary, its scores and types) are read where they lie in
+/// the file: the same items as the short arrays of the same values, the same type errors, and a
+/// bad item anywhere in one refused when the file is parsed.
+#[test]
+fn large_metadata_arrays_are_read_in_place() {
+    let words: Vec<String> = (0..300).map(|i| format!("w{i}·")).collect();
+    let strs: Vec<&str> = words.iter().map(String::as_str).collect();
+    let floats: Vec<f32> = (0..300).map(|i| i as f32 * 0.5 - 7.0).collect();
+    let ints: Vec<i32> = (0..300).map(|i| i - 150).collect();
+    let file = |n: usize| {
+        let mut w = GgufWriter::header(3, 0, 3);
+        w.kv("a.strs", V::Strs(&strs[..n])).kv("a.f32s", V::F32s(&floats[..n])).kv("a.i32s", V::I32s(&ints[..n]));
+        w.bytes()
+    };
+    for n in [3, 255, 256, 300] {
+        let bytes = file(n);
+        let g = edgellm::gguf::parse(&bytes).unwrap();
+        assert_eq!(g.arrays.len(), if n >= 256 { 3 } else { 0 }, "{n} items");
+        let md = g.metadata();
+        assert_eq!(md.string_array("a.strs").unwrap(), strs[..n]);
+        assert_eq!(md.f32_array("a.f32s").unwrap(), floats[..n]);
+        assert_eq!(md.i32_array("a.i32s").unwrap(), ints[..n]);
+        assert!(md.contains("a.strs") && !md.contains("a.none"));
+        let e = md.f32_array("a.i32s").unwrap_err();
+        assert_eq!(e.code, ErrorCode::MissingMetadata);
+        assert!(e.message.contains("'a.i32s' should be an array of f32"), "{e}");
+        assert!(md.string_array("a.f32s").unwrap_err().message.contains("an array of strings"));
+    }
+
+    // Bad UTF-8 in the last of 300 strings; the file cut inside the strings and inside the numbers.
+    let mut w = GgufWriter::header(3, 0, 1);
+    w.str("a.strs").u32(9).u32(8).u64(300);
+    for word in &strs[..299] {
+        w.str(word);
+    }
+    w.u64(2).buf.extend_from_slice(&[0xc3, 0x28]);
+    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "'a.strs' item 299 is not valid UTF-8");
+    let whole = file(300);
+    for cut in [60, whole.len() / 2, whole.len() - 5] {
+        let e = edgellm::gguf::parse(&whole[..cut]).err().unwrap();
+        assert_eq!(e.code, ErrorCode::InvalidGguf, "cut at {cut}: {e}");
+        assert!(e.message.contains("truncated") || e.message.contains("cannot fit"), "cut at {cut}: {e}");
+    }
+    let mut w = GgufWriter::header(3, 0, 1);
+    w.str("a.flags").u32(9).u32(7).u64(300);
+    w.buf.extend(std::iter::repeat_n(1, 299).chain([2]));
+    assert_err(&w.bytes(), ErrorCode::InvalidGguf, "'a.flags' item 299 is a bool with byte value 2");
+}
+
 #[test]
 fn hostile_tensor_directory() {
     // Dimensions whose product overflows u64.

@@ -17,6 +17,7 @@ fuzz_target!(|bytes: &[u8]| {
         // What metadata_only writes is itself a GGUF, with the same metadata and no tensors.
         let again = gguf::parse(&header).expect("metadata_only writes a GGUF that parses");
         assert_eq!(again.content.metadata.len(), g.content.metadata.len());
+        assert_eq!(again.arrays.len(), g.arrays.len());
         let _ = g.total_tensor_bytes();
     }
     // The same bytes as the first part of a larger file (the page reads a prefix by HTTP Range).

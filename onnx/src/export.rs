@@ -188,7 +188,7 @@ pub fn export_gguf(
 /// straight from a GGUF, compiling each shard for the GPU as soon as it exists, so the whole
 /// model is never held in memory in either form (TinyLlama's f32 shards exceed wasm32's 4 GB).
 pub struct Exporter<'a> {
-    gguf: gguf::Gguf,
+    gguf: gguf::Gguf<'a>,
     bytes: &'a [u8],
     cfg: Config,
     storage: WeightStorage,

@@ -159,7 +159,7 @@ impl HParams {
 
     /// Read from the file's metadata (and which tensors it has: tied output, rotary factors).
     pub fn read(content: &Content) -> Result<Self> {
-        let md = Metadata(&content.metadata);
+        let md = Metadata::of_values(&content.metadata);
         let arch = md.string("general.architecture")?.to_string();
         let family = match arch.as_str() {
             "llama" => Family::Llama,

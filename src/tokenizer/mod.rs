@@ -94,9 +94,10 @@ impl Tokenizer {
         if tokens.is_empty() {
             bail!(MissingMetadata, "tokenizer.ggml.tokens is empty");
         }
-        let types = match md.get("tokenizer.ggml.token_type") {
-            Some(_) => md.i32_array("tokenizer.ggml.token_type")?,
-            None => vec![TOKEN_NORMAL; tokens.len()],
+        let types = if md.contains("tokenizer.ggml.token_type") {
+            md.i32_array("tokenizer.ggml.token_type")?
+        } else {
+            vec![TOKEN_NORMAL; tokens.len()]
         };
         if types.len() != tokens.len() {
             bail!(MissingMetadata, "tokenizer.ggml.token_type has {} entries for {} tokens", types.len(), tokens.len());
