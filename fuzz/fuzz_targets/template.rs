@@ -31,7 +31,7 @@ fn tokenizer() -> &'static Tokenizer {
         md.insert("tokenizer.ggml.merges".to_string(), Value::Array(vec![Value::String("a b".into())]));
         md.insert("tokenizer.ggml.bos_token_id".to_string(), Value::U32(0));
         md.insert("tokenizer.ggml.eos_token_id".to_string(), Value::U32(1));
-        Tokenizer::from_gguf(Metadata(&md)).expect("the fixed vocabulary builds")
+        Tokenizer::from_gguf(Metadata::of_values(&md)).expect("the fixed vocabulary builds")
     })
 }
 
@@ -46,7 +46,7 @@ fuzz_target!(|bytes: &[u8]| {
     }
     let mut md = HashMap::new();
     md.insert("tokenizer.chat_template".to_string(), Value::String(source.to_string()));
-    let Ok(template) = ChatTemplate::for_model(None, Metadata(&md), tokenizer()) else { return };
+    let Ok(template) = ChatTemplate::for_model(None, Metadata::of_values(&md), tokenizer()) else { return };
     for add_generation_prompt in [true, false] {
         if let Ok(chat) = template.render(&messages, add_generation_prompt) {
             assert!(chat.len() <= MAX_TEMPLATE_OUTPUT);

@@ -73,7 +73,7 @@ fuzz_target!(|input: Input| {
         md.insert("general.architecture".into(), Value::String(arch.clone()));
     }
 
-    let Ok(tokenizer) = Tokenizer::from_gguf(Metadata(&md)) else { return };
+    let Ok(tokenizer) = Tokenizer::from_gguf(Metadata::of_values(&md)) else { return };
     if let Ok(ids) = tokenizer.encode(&input.text, true) {
         let _ = tokenizer.decode(&ids);
     }
