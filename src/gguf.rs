@@ -209,13 +209,18 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(self.array(what)?))
     }
 
-    fn string(&mut self, what: &dyn Fn() -> String) -> Result<String> {
+    /// A length-prefixed UTF-8 string, borrowed from the file.
+    fn str(&mut self, what: &dyn Fn() -> String) -> Result<&'a str> {
         let len = self.u64(what)?;
         let raw = self.take(len, &|| format!("{} (a string of {len} bytes)", what()))?;
         match std::str::from_utf8(raw) {
-            Ok(s) => Ok(s.to_owned()),
+            Ok(s) => Ok(s),
             Err(_) => bail!(InvalidGguf, "{} is not valid UTF-8", what()),
         }
+    }
+
+    fn string(&mut self, what: &dyn Fn() -> String) -> Result<String> {
+        Ok(self.str(what)?.to_owned())
     }
 
     /// The array whose item type and count come next, left in place if it is large enough and of
@@ -233,11 +238,7 @@ impl<'a> Reader<'a> {
         let items_start = self.pos;
         if item_ty == 8 {
             for i in 0..count {
-                let len = self.u64(what)?;
-                let raw = self.take(len, &|| format!("{} item {i} (a string of {len} bytes)", what()))?;
-                if std::str::from_utf8(raw).is_err() {
-                    bail!(InvalidGguf, "{} item {i} is not valid UTF-8", what());
-                }
+                self.str(&|| format!("{} item {i}", what()))?;
             }
         } else {
             // A number's or bool's fewest bytes are its size.
