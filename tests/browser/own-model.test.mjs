@@ -5,6 +5,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { withBrowser } from './chromium.mjs';
 
 const fetchPy = new URL('../../models/fetch.py', import.meta.url).pathname;
@@ -38,7 +39,12 @@ test('a GGUF chosen from disk is described before it loads, then loads and answe
 
     await page.click('#own-load');
     await page.waitForFunction(() => !document.getElementById('ask').disabled && /loaded in/.test(document.getElementById('model-status').textContent), null, { timeout: 240_000 });
-    assert.match(await text(page, 'model-status'), /^Qwen3-0\.6B shape.*: read in \d+ ms, loaded in/);
+    assert.match(await text(page, 'model-status'), /^Qwen3-0\.6B shape.*: read from the file, loaded in/);
+    // The file went to the worker as a File, read there straight into wasm memory; the page's own
+    // wasm module (its tokenizer, for counting tokens) read only the file's tables.
+    const pageWasmBytes = await page.evaluate(async () => (await import('/engine/core.js')).memoryUsage().wasmBytes);
+    console.log(`# the page's wasm memory beside the worker's model: ${(pageWasmBytes / 2 ** 20).toFixed(1)} MiB for a ${(statSync(qwen3).size / 2 ** 20).toFixed(1)} MiB file`);
+    assert.ok(pageWasmBytes < statSync(qwen3).size / 2, `the page's wasm memory is ${pageWasmBytes} bytes`);
     await page.click('#documents summary');
     await page.fill('#max-new-tokens', '4');
     await page.fill('#question', 'What is life cycle assessment?');

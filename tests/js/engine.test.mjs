@@ -1,14 +1,17 @@
 // The built wasm package in Node: the same Engine a Web Worker or an edge runtime uses.
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { openAsBlob } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Engine } from '../../www/engine/index.js';
-import { hasRelaxedSimd } from '../../www/engine/runtime.js';
+import { hasRelaxedSimd, wasm } from '../../www/engine/runtime.js';
 
 const models = process.env.EDGELLM_MODELS ?? join(homedir(), '.cache', 'edgellm', 'models');
-const smollm2 = await readFile(join(models, 'SmolLM2-135M-Instruct.Q4_1.gguf'));
+const smollm2Path = join(models, 'SmolLM2-135M-Instruct.Q4_1.gguf');
+const smollm2 = await readFile(smollm2Path);
 const question = [
   { role: 'system', content: 'You are a concise assistant. Answer in one sentence.' },
   { role: 'user', content: 'What is the capital of France?' },
@@ -86,6 +89,60 @@ test('bad input is an Error with a code, and the module stays usable', async () 
   assert.equal(ok.timings.promptTokens, 60);
   engine.unload();
   await assert.rejects(engine.generate({ prompt: 'hi' }), { code: 'not_loaded' });
+});
+
+test('a Blob (a File) is read straight into wasm memory and answers as its bytes do', async () => {
+  const engine = new Engine();
+  await engine.load(smollm2);
+  const fromBytes = await engine.generate({ messages: question, maxNewTokens: 12 });
+  // openAsBlob: a File backed by the disk, as the page's file picker gives.
+  const info = await engine.load(await openAsBlob(smollm2Path));
+  assert.equal(info.architecture, 'llama');
+  const fromBlob = await engine.generate({ messages: question, maxNewTokens: 12 });
+  assert.deepEqual([fromBlob.text, fromBlob.finishReason], [fromBytes.text, fromBytes.finishReason]);
+  assert.match(fromBlob.text, /Paris/);
+
+  // A Response streams in as a Blob does where its length is known, and is read whole where not.
+  const response = async (headers) => new Response((await openAsBlob(smollm2Path)).stream(), { headers });
+  for (const headers of [{ 'Content-Length': String(smollm2.length) }, {}]) {
+    await engine.load(await response(headers));
+    const fromResponse = await engine.generate({ messages: question, maxNewTokens: 12 });
+    assert.equal(fromResponse.text, fromBytes.text, JSON.stringify(headers));
+  }
+  // A body cut short of its Content-Length is refused, and says so.
+  await assert.rejects(engine.load(new Response(smollm2.subarray(0, 1000), { headers: { 'Content-Length': String(smollm2.length) } })),
+    (e) => e.code === 'invalid_request' && /gave 1000 of its \d+ bytes/.test(e.message));
+
+  // A Blob that is no model, or only the start of one, is refused like such bytes.
+  await assert.rejects(engine.load(new Blob(['no weights here'])), { code: 'invalid_gguf' });
+  await assert.rejects(engine.load(new Blob([smollm2.subarray(0, 100_000)])), (e) => e.code === 'invalid_gguf' && /truncated/.test(e.message));
+  // The wasm side of the stream checks its lengths itself.
+  const { ModelBytes, WasmModel } = wasm();
+  assert.throws(() => new ModelBytes(2 ** 40), { code: 'too_large' });
+  assert.throws(() => new ModelBytes(-1), { code: 'invalid_request' });
+  const target = new ModelBytes(8);
+  target.write(new Uint8Array(5));
+  assert.throws(() => target.write(new Uint8Array(4)), (e) => e.code === 'invalid_request' && /4 more bytes after 5 of a file said to have 8/.test(e.message));
+  assert.throws(() => WasmModel.fromModelBytes(target, {}), (e) => e.code === 'invalid_request' && /gave 5 of its 8 bytes/.test(e.message));
+  await engine.load(await openAsBlob(smollm2Path), { contextLength: 64 });
+  assert.equal((await engine.generate({ prompt: 'Hi', maxNewTokens: 2 })).timings.generatedTokens, 2);
+  engine.unload();
+});
+
+test("a tokenizer reads only the file's tables: the weights never enter its thread's wasm memory", () => {
+  // A process of its own: wasm memory never shrinks, and this one has held whole models.
+  const script = `
+    import { loadTokenizer, memoryUsage } from ${JSON.stringify(new URL('../../www/engine/core.js', import.meta.url).href)};
+    import { openAsBlob } from 'node:fs';
+    const blob = await openAsBlob(${JSON.stringify(smollm2Path)});
+    const tokenizer = await loadTokenizer(blob);
+    // From a Response, only the start of its body is read (the rest is cancelled).
+    const fromResponse = await loadTokenizer(new Response(blob.stream(), { headers: { 'Content-Length': String(blob.size) } }));
+    const text = 'The capital of France is Paris.';
+    console.log(JSON.stringify({ counts: [tokenizer.count(text), fromResponse.count(text)], wasmBytes: memoryUsage().wasmBytes }));`;
+  const { counts, wasmBytes } = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }));
+  assert.deepEqual(counts, [7, 7]);
+  assert.ok(wasmBytes < smollm2.length / 2, `wasm memory ${wasmBytes} bytes for a tokenizer of a ${smollm2.length}-byte file`);
 });
 
 test('switching models frees the old one: wasm memory stops growing', async () => {

@@ -3,13 +3,15 @@
 // together run one after the other. (In a Web Worker: tests/browser/crash.test.mjs.)
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { openAsBlob } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Engine } from '../../www/engine/index.js';
 
 const models = process.env.EDGELLM_MODELS ?? join(homedir(), '.cache', 'edgellm', 'models');
-const smollm2 = await readFile(join(models, 'SmolLM2-135M-Instruct.Q4_1.gguf'));
+const smollm2Path = join(models, 'SmolLM2-135M-Instruct.Q4_1.gguf');
+const smollm2 = await readFile(smollm2Path);
 const hello = { prompt: 'Hello', maxNewTokens: 2 };
 // An AbortError is a DOMException, whose `code` is its legacy number: only EdgeLLMErrors' are kept.
 const rejection = (promise) => promise.then(() => null, (e) => ({ name: e.name, message: e.message, ...(typeof e.code === 'string' ? { code: e.code } : {}) }));
@@ -38,6 +40,25 @@ test('an aborted load rejects with an AbortError; the engine stays usable', asyn
   assert.notEqual(first.contextLength, 512);
   assert.equal(second.contextLength, 512);
   assert.equal((await engine.info()).contextLength, 512);
+  assert.equal((await engine.generate(hello)).timings.generatedTokens, 2);
+  engine.unload();
+});
+
+test('a load read from a Blob stops at the next chunk when aborted; its bytes are freed', async () => {
+  const engine = new Engine();
+  await engine.load(smollm2);
+  const before = Engine.memory().wasmBytes;
+  for (let i = 0; i < 3; i++) {
+    const controller = new AbortController();
+    const load = rejection(engine.load(await openAsBlob(smollm2Path), { signal: controller.signal }));
+    // A few turns of the event loop in: the file is being read, chunk by chunk.
+    setTimeout(() => controller.abort(), 5);
+    assert.equal((await load).name, 'AbortError');
+    assert.equal((await rejection(engine.generate(hello))).code, 'not_loaded');
+  }
+  // Each aborted read freed what it had written: three of them took no more memory than one load.
+  assert.equal(Engine.memory().wasmBytes, before);
+  await engine.load(await openAsBlob(smollm2Path));
   assert.equal((await engine.generate(hello)).timings.generatedTokens, 2);
   engine.unload();
 });

@@ -66,6 +66,50 @@ fn from_value<T: serde::de::DeserializeOwned + Default>(value: JsValue, what: &s
         .map_err(|e| js_error(ErrorCode::InvalidRequest, &format!("invalid {what}: {e}")))
 }
 
+/// A model file's bytes, written into wasm memory a piece at a time (a `File` read as a stream)
+/// and then handed to [`WasmModel::from_model_bytes`]. Passed whole, a file is in JS memory and
+/// in wasm memory at once while it loads, twice its size; written in pieces, it never is whole
+/// outside wasm memory, and the engine keeps these bytes as the weights it reads in place.
+#[wasm_bindgen]
+pub struct ModelBytes {
+    bytes: Vec<u8>,
+    length: usize,
+}
+
+#[wasm_bindgen]
+impl ModelBytes {
+    /// Room for a file of `length` bytes, or a `too_large` error when wasm memory cannot give it.
+    #[wasm_bindgen(constructor)]
+    pub fn new(length: f64) -> Result<ModelBytes, JsValue> {
+        let too_large = || js_error(ErrorCode::TooLarge, &format!("WebAssembly memory cannot hold a file of {length} bytes"));
+        let length = usize::try_from(byte_count(length, "the file's length")?).map_err(|_| too_large())?;
+        let mut bytes = Vec::new();
+        bytes.try_reserve_exact(length).map_err(|_| too_large())?;
+        Ok(ModelBytes { bytes, length })
+    }
+
+    /// Append `chunk`, the next bytes of the file; refused past the length given.
+    pub fn write(&mut self, chunk: &js_sys::Uint8Array) -> Result<(), JsValue> {
+        let n = chunk.length() as usize;
+        let at = self.bytes.len();
+        if n > self.length - at {
+            return Err(js_error(
+                ErrorCode::InvalidRequest,
+                &format!("{n} more bytes after {at} of a file said to have {}", self.length),
+            ));
+        }
+        chunk.copy_to_uninit(&mut self.bytes.spare_capacity_mut()[..n]);
+        // SAFETY: copy_to_uninit initialised the n bytes after the first `at`, within capacity.
+        unsafe { self.bytes.set_len(at + n) };
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> f64 {
+        self.bytes.len() as f64
+    }
+}
+
 /// A loaded model and its current generation, if any.
 #[wasm_bindgen]
 pub struct WasmModel {
@@ -81,6 +125,19 @@ impl WasmModel {
         let options: LoadOptions = from_value(options, "load options")?;
         let model = Model::load(bytes, &options, performance_now).map_err(to_js)?;
         Ok(WasmModel { model, session: None })
+    }
+
+    /// Load a GGUF model from the bytes written into `bytes` (all of them: a file cut short is
+    /// refused), which it takes over. `options` as for the constructor.
+    #[wasm_bindgen(js_name = fromModelBytes)]
+    pub fn from_model_bytes(bytes: ModelBytes, options: JsValue) -> Result<WasmModel, JsValue> {
+        if bytes.bytes.len() != bytes.length {
+            return Err(js_error(
+                ErrorCode::InvalidRequest,
+                &format!("the file gave {} of its {} bytes", bytes.bytes.len(), bytes.length),
+            ));
+        }
+        Self::new(bytes.bytes, options)
     }
 
     /// Architecture, name, context length, tokenizer, template, tensor types, sizes.
@@ -153,10 +210,15 @@ impl WasmModel {
 #[wasm_bindgen(js_name = inspectGguf)]
 pub fn inspect_gguf(prefix: &[u8], file_length: f64, options: JsValue) -> Result<JsValue, JsValue> {
     let options: LoadOptions = from_value(options, "load options")?;
-    if !(file_length.is_finite() && file_length >= 0.0) {
-        return Err(js_error(ErrorCode::InvalidRequest, "fileLength must be a byte count"));
+    edgellm::model::inspect(prefix, byte_count(file_length, "fileLength")?, &options).map(|i| to_value(&i)).map_err(to_js)
+}
+
+/// A length in bytes passed from JS as a number: a whole number ≥ 0.
+fn byte_count(n: f64, what: &str) -> Result<u64, JsValue> {
+    if !(n.is_finite() && n >= 0.0 && n.fract() == 0.0) {
+        return Err(js_error(ErrorCode::InvalidRequest, &format!("{what} must be a whole number of bytes, got {n}")));
     }
-    edgellm::model::inspect(prefix, file_length as u64, &options).map(|i| to_value(&i)).map_err(to_js)
+    Ok(n as u64)
 }
 
 /// A model's tokenizer alone, built from a GGUF file's metadata (no weights are loaded): for
@@ -169,9 +231,12 @@ pub struct WasmTokenizer {
 
 #[wasm_bindgen]
 impl WasmTokenizer {
+    /// From the first bytes of a GGUF file of `file_length` bytes, as many as its metadata and
+    /// tensor table take: the weights never enter this module's memory, which would keep their
+    /// size for good (wasm memory does not shrink) on a thread that never uses them.
     #[wasm_bindgen(constructor)]
-    pub fn new(gguf_bytes: &[u8]) -> Result<WasmTokenizer, JsValue> {
-        let gguf = edgellm::gguf::parse(gguf_bytes).map_err(to_js)?;
+    pub fn new(prefix: &[u8], file_length: f64) -> Result<WasmTokenizer, JsValue> {
+        let gguf = edgellm::gguf::parse_prefix(prefix, byte_count(file_length, "fileLength")?).map_err(to_js)?;
         Ok(WasmTokenizer { tokenizer: Tokenizer::from_gguf(gguf.metadata()).map_err(to_js)? })
     }
 

@@ -255,8 +255,9 @@ async function loadOwn() {
   await withLoading(async () => {
     const t0 = performance.now();
     // A file of the user's has no published sha256 to check; it is read or downloaded as it is.
-    const buffer = source instanceof Blob ? await source.arrayBuffer() : (await getModel({ url: source.url }, { onProgress: showDownload })).buffer;
-    await startModel(buffer, { name }, {}, `${source instanceof Blob ? 'read' : 'downloaded'} in ${(performance.now() - t0).toFixed(0)} ms`);
+    // A picked file goes to the worker as it is, which reads it straight into wasm memory.
+    const buffer = source instanceof Blob ? source : (await getModel({ url: source.url }, { onProgress: showDownload })).buffer;
+    await startModel(buffer, { name }, {}, source instanceof Blob ? 'read from the file' : `downloaded in ${(performance.now() - t0).toFixed(0)} ms`);
   }, name);
 }
 

@@ -136,16 +136,19 @@ export class WorkerEngine {
   }
 
   /**
-   * Load a GGUF model. The bytes are copied unless `options.transfer` is true. `options.signal`
+   * Load a GGUF model. The bytes are copied unless `options.transfer` is true; a Blob (a File) is
+   * passed as it is, and the worker reads it straight into wasm memory (a Response, which cannot
+   * be posted, is passed as its Blob). `options.signal`
    * (or abort()) ends the load with an AbortError: before it began, the model loaded before stays;
    * after, no model is loaded (the one it replaced is already freed). The worker cannot
    * interrupt its wasm call, so the rejection comes when that call returns.
    */
-  load(bytes, options = {}) {
+  async load(source, options = {}) {
     const { transfer, signal, ...rest } = options;
-    const buffer = bytes instanceof ArrayBuffer ? bytes : bytes.buffer;
+    const bytes = typeof Response !== 'undefined' && source instanceof Response ? await source.blob() : source;
+    const buffer = bytes instanceof ArrayBuffer ? bytes : bytes?.buffer;
     return this.#send(Kind.CALL, { method: 'load', args: [bytes, rest] }, {
-      transfer: transfer ? [buffer] : [], abortable: true, signal, what: 'the load',
+      transfer: transfer && buffer ? [buffer] : [], abortable: true, signal, what: 'the load',
     });
   }
 

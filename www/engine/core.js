@@ -2,7 +2,7 @@
 // reranker. WorkerEngine (client.js) has the same interface and runs this class in a Web Worker.
 //
 //   const engine = new Engine();
-//   await engine.load(bytes);                       // Uint8Array | ArrayBuffer of a GGUF
+//   await engine.load(bytes);                       // Uint8Array | ArrayBuffer | Blob | Response
 //   await engine.loadEmbedder(files);               // then engine.embed(texts), engine.rerank(…)
 //   for await (const piece of engine.stream({ messages })) ...
 //   const { text, timings } = await engine.generate({ prompt, maxNewTokens: 32 }, onToken);
@@ -35,11 +35,59 @@ function coreRequest(request) {
   return renameKeys(rest, toSnake);
 }
 
+const isBlob = (source) => typeof Blob !== 'undefined' && source instanceof Blob;
+const isResponse = (source) => typeof Response !== 'undefined' && source instanceof Response;
+
+/** A Response body's length where its headers say it (the Content-Length of a body not encoded), else null. */
+function responseLength(response) {
+  const encoding = response.headers.get('Content-Encoding');
+  const length = Number(response.headers.get('Content-Length') ?? NaN);
+  return response.body && (!encoding || encoding === 'identity') && Number.isSafeInteger(length) ? length : null;
+}
+
+/** `{ stream, size }` of a source load() reads a chunk at a time: a Blob, or a Response of known length. */
+function streamOf(source) {
+  if (isBlob(source)) return { stream: source.stream(), size: source.size };
+  if (isResponse(source) && responseLength(source) !== null) return { stream: source.body, size: responseLength(source) };
+  return null;
+}
+
+/** All of a source's bytes at once (a Response of unknown length, or for the ONNX export). */
+async function wholeBytes(source) {
+  return isBlob(source) || isResponse(source) ? new Uint8Array(await source.arrayBuffer()) : asBytes(source);
+}
+
 function asBytes(bytes) {
   if (bytes instanceof Uint8Array) return bytes;
   if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
   if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  throw edgeError('invalid_request', 'load() needs the model file as a Uint8Array or ArrayBuffer');
+  throw edgeError('invalid_request', 'load() needs the model file as a Uint8Array, an ArrayBuffer, a Blob (a File) or a Response');
+}
+
+/**
+ * A file's bytes read from `stream` straight into wasm memory, a chunk at a time: the file is
+ * never whole in JS memory beside its copy in wasm, which read into an ArrayBuffer first it
+ * would be, at twice its size, while it loads. Resolves to a ModelBytes of `size` bytes for
+ * WasmModel.fromModelBytes; rejects with an AbortError once `aborted()` says so.
+ */
+async function streamIntoWasm({ stream, size }, aborted) {
+  const target = new (wasm().ModelBytes)(size);
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (aborted()) throw abortError('the load');
+      target.write(value);
+    }
+    // A File changed while it was read, or a body cut off, ends short of the size it had.
+    if (target.written() !== size) throw edgeError('invalid_request', `reading the model gave ${target.written()} of its ${size} bytes`);
+    return target;
+  } catch (e) {
+    target.free();
+    await reader.cancel().catch(() => {});
+    throw e;
+  }
 }
 
 /** Bytes of wasm memory (both modules: the CPU one and the ONNX one); the JS heap where the
@@ -73,7 +121,9 @@ export class Engine {
   }
 
   /**
-   * Load a GGUF model from bytes, replacing any loaded one. Options: { contextLength, template,
+   * Load a GGUF model from bytes, or from a Blob (a File) or a fetch Response read straight
+   * into wasm memory (a Response whose length its headers do not say is read whole first),
+   * replacing any loaded one. Options: { contextLength, template,
    * maxMemoryBytes, backend: 'edgellm' | 'candle' | 'webgpu', threads, wasm } (the last two as
    * in init()). 'webgpu' exports the model to ONNX graphs and runs them on the GPU (onnx.js);
    * its options are { template, export: { context, weights: 'int8' | 'f32' } }.
@@ -107,11 +157,14 @@ export class Engine {
     this.#freeModel();
     const onGpu = rest.backend === 'webgpu';
     let model;
+    const streamed = streamOf(bytes);
     if (onGpu) {
       const { template, export: exportOptions } = rest;
-      model = await loadOnnxFromGguf(asBytes(bytes), coreRequest({ template, export: exportOptions }));
+      model = await loadOnnxFromGguf(await wholeBytes(bytes), coreRequest({ template, export: exportOptions }));
+    } else if (streamed) {
+      model = wasm().WasmModel.fromModelBytes(await streamIntoWasm(streamed, aborted), coreRequest(rest));
     } else {
-      model = new (wasm().WasmModel)(asBytes(bytes), coreRequest(rest));
+      model = new (wasm().WasmModel)(await wholeBytes(bytes), coreRequest(rest));
     }
     // The wasm call cannot be interrupted: an abort sent while it ran is read now, and the model
     // nobody wants any more is freed rather than left loaded behind an AbortError.
@@ -273,12 +326,13 @@ export class Engine {
 }
 
 /**
- * A model's tokenizer without its weights, from the GGUF bytes: synchronous token counts on
- * the page's thread (the prompt builder fits sources into the context with it).
+ * A model's tokenizer without its weights, from the start of the GGUF file (`source` as for
+ * inspectModel): synchronous token counts on the page's thread (the prompt builder fits sources
+ * into the context with it).
  */
-export async function loadTokenizer(ggufBytes, options = {}) {
+export async function loadTokenizer(source, options = {}) {
   await initWasm({ source: options.wasm, threads: options.threads });
-  const tokenizer = new (wasm().WasmTokenizer)(asBytes(ggufBytes));
+  const tokenizer = await withGgufTables(source, (prefix, size) => new (wasm().WasmTokenizer)(prefix, size));
   return {
     encode: (text) => Array.from(tokenizer.encode(text)),
     count: (text) => tokenizer.count(text),
@@ -300,22 +354,72 @@ const INSPECT_FIRST_BYTES = 8 * 2 ** 20;
 export async function inspectModel(source, options = {}) {
   const { wasm: wasmSource, threads, ...loadOptions } = options;
   await initWasm({ source: wasmSource, threads });
-  const { read, size } = await prefixReader(source);
-  for (let want = INSPECT_FIRST_BYTES; ; want *= 2) {
-    const prefix = await read(Math.min(want, size));
-    try {
-      return renameKeys(wasm().inspectGguf(prefix, size, coreRequest(loadOptions)), toCamel);
-    } catch (e) {
-      // Tables that run past the bytes read: read more, up to the whole file.
-      if (!(e.code === 'invalid_gguf' && /truncated/.test(e.message) && prefix.length < size)) throw e;
+  return withGgufTables(source, (prefix, size) => renameKeys(wasm().inspectGguf(prefix, size, coreRequest(loadOptions)), toCamel));
+}
+
+/**
+ * `use(prefix, size)` on the first bytes of the GGUF file `source` (see prefixReader), read
+ * INSPECT_FIRST_BYTES first and doubled while its metadata and tensor tables run past them.
+ */
+async function withGgufTables(source, use) {
+  const { read, size, close } = await prefixReader(source);
+  try {
+    for (let want = INSPECT_FIRST_BYTES; ; want *= 2) {
+      const prefix = await read(Math.min(want, size));
+      try {
+        return use(prefix, size);
+      } catch (e) {
+        // Tables that run past the bytes read: read more, up to the whole file.
+        if (!(e.code === 'invalid_gguf' && /truncated/.test(e.message) && prefix.length < size)) throw e;
+      }
     }
+  } finally {
+    await close?.();
   }
 }
 
-/** `{ read(n) → the first n bytes of source, size: its size in bytes }`. */
+/** The first n bytes of `chunks` (Uint8Arrays in order) as one array. */
+function firstBytes(chunks, n) {
+  const out = new Uint8Array(Math.min(n, chunks.reduce((sum, c) => sum + c.length, 0)));
+  let at = 0;
+  for (const c of chunks) {
+    if (at >= out.length) break;
+    out.set(c.subarray(0, out.length - at), at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** Chunks read from `reader` onto `chunks` until they hold `n` bytes or the stream ends. */
+async function readInto(reader, chunks, n) {
+  for (let got = chunks.reduce((sum, c) => sum + c.length, 0); got < n;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    got += value.length;
+  }
+}
+
+/**
+ * `{ read(n) → the first n bytes of source, size: its size in bytes, close?() }`; a Response's
+ * body is read only as far as asked, and close() cancels the rest.
+ */
 async function prefixReader(source) {
-  if (typeof Blob !== 'undefined' && source instanceof Blob) {
+  if (isBlob(source)) {
     return { read: async (n) => new Uint8Array(await source.slice(0, n).arrayBuffer()), size: source.size };
+  }
+  if (isResponse(source) && responseLength(source) !== null) {
+    const reader = source.body.getReader();
+    const chunks = [];
+    const read = async (n) => {
+      await readInto(reader, chunks, n);
+      return firstBytes(chunks, n);
+    };
+    return { read, size: responseLength(source), close: () => reader.cancel().catch(() => {}) };
+  }
+  if (isResponse(source)) {
+    const bytes = await wholeBytes(source);
+    return { read: async (n) => bytes.subarray(0, n), size: bytes.length };
   }
   if (source?.url) {
     let length = null;
@@ -325,23 +429,10 @@ async function prefixReader(source) {
       const total = Number(response.headers.get('content-range')?.split('/')[1] ?? response.headers.get('content-length'));
       if (Number.isFinite(total) && total > 0) length = total;
       const chunks = [];
-      let got = 0;
       const reader = response.body.getReader();
-      while (got < n) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        chunks.push(value);
-        got += value.length;
-      }
+      await readInto(reader, chunks, n);
       await reader.cancel().catch(() => {});
-      const out = new Uint8Array(Math.min(got, n));
-      let at = 0;
-      for (const c of chunks) {
-        out.set(c.subarray(0, Math.min(c.length, out.length - at)), at);
-        at += c.length;
-        if (at >= out.length) break;
-      }
-      return out;
+      return firstBytes(chunks, n);
     };
     // The first request learns the size; the loop then asks for no more than there is.
     const first = await read(INSPECT_FIRST_BYTES);

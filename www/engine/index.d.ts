@@ -193,7 +193,9 @@ export type MemoryFigures = { wasmBytes: number; jsHeapBytes: number | null };
 /** The one engine interface: Engine (this thread) and WorkerEngine (a Web Worker) both have it. */
 export interface EngineInterface {
   init(options?: InitOptions): Promise<RuntimeInfo>;
-  load(bytes: Uint8Array | ArrayBuffer, options?: LoadOptions): Promise<ModelInfo>;
+  /** A Blob (a File), or a Response whose Content-Length is known, is read as a stream straight
+   *  into wasm memory, never whole in JS memory. */
+  load(bytes: Uint8Array | ArrayBuffer | Blob | Response, options?: LoadOptions): Promise<ModelInfo>;
   info(): Promise<ModelInfo>;
   /** Leaving the loop early (break, throw) aborts the generation. */
   stream(request: GenerateRequest): AsyncIterable<string>;
@@ -279,7 +281,8 @@ export declare function inspectModel(
   options?: Pick<LoadOptions, 'contextLength' | 'template' | 'maxMemoryBytes'>,
 ): Promise<Inspection>;
 
-export declare function loadTokenizer(ggufBytes: Uint8Array | ArrayBuffer, options?: { wasm?: LoadOptions['wasm'] }): Promise<{
+/** Reads only the start of the file (its metadata and tensor tables), as inspectModel does. */
+export declare function loadTokenizer(source: Blob | Uint8Array | ArrayBuffer | { url: string }, options?: { wasm?: LoadOptions['wasm'] }): Promise<{
   encode(text: string): number[];
   count(text: string): number;
   free(): void;

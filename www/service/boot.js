@@ -20,7 +20,9 @@ export const DEFAULT_FILES = Object.freeze({
 
 /**
  * @param {object} o
- * @param {(name: string) => Promise<Uint8Array>} o.read   bytes of a file named as in DEFAULT_FILES
+ * @param {(name: string, options?: { streamed?: boolean }) => Promise<Uint8Array | Blob | Response>} o.read
+ *   bytes of a file named as in DEFAULT_FILES; with `streamed` (asked for the model) a Blob or a
+ *   Response may come back instead, which the engine reads straight into wasm memory
  * @param {Partial<typeof DEFAULT_FILES>} [o.files]
  * @param {string} [o.modelId]     what `model` in requests must say (default: the file name without .gguf)
  * @param {number} [o.contextLength]
@@ -41,9 +43,7 @@ export async function startService({ read, files: chosen = {}, modelId, contextL
   };
   const engine = new Engine();
   await timed('wasm', () => engine.init({ wasm, threads: 1 }));
-  const modelBytes = await timed('readModel', () => read(files.model));
-  const modelInfo = await timed('loadModel', () => engine.load(modelBytes, contextLength ? { contextLength } : {}));
-  const tokenizer = await loadTokenizer(modelBytes);
+  const { modelInfo, tokenizer } = await loadModel(engine, () => read(files.model, { streamed: true }), contextLength, timed);
   log(`model ${files.model}: ${modelInfo.name} (${modelInfo.architecture}), context ${modelInfo.contextLength}`);
 
   const bert = async (dir) => Object.fromEntries(await Promise.all(Object.entries(BERT_FILES).map(async ([k, f]) => [k, await read(`${dir}/${f}`)])));
@@ -62,6 +62,20 @@ export async function startService({ read, files: chosen = {}, modelId, contextL
     index, embedderId: files.embedder, hasReranker: !!files.reranker, cache,
     saveCache: cacheStore ? (json) => cacheStore.save(json) : undefined, runtime, startup, limits,
   });
+}
+
+/**
+ * The model and its tokenizer. A function of its own so that the file's bytes, when `read` gives
+ * bytes, are held by no closure of the service once wasm memory has them: a variable that any
+ * closure in startService used would be kept as long as the service's handlers are.
+ */
+async function loadModel(engine, readModel, contextLength, timed) {
+  const source = await timed('readModel', readModel);
+  // A Response's body is read once: the tokenizer first reads the start of a copy (the file's
+  // tables), whose bytes the copy left for the model waits with until it is read too.
+  const tokenizer = await loadTokenizer(source instanceof Response ? source.clone() : source);
+  const modelInfo = await timed('loadModel', () => engine.load(source, contextLength ? { contextLength } : {}));
+  return { modelInfo, tokenizer };
 }
 
 /** The FAQ cache as stored, or a fresh one when there is none or it cannot be read (said in the log). */

@@ -12,6 +12,7 @@
 //   --cache FILE      where the FAQ answer cache persists (default DIR/../service/answer-cache.json; 'none': memory only)
 //   --max-queue N --max-body-bytes N --max-new-tokens N
 
+import { openAsBlob } from 'node:fs';
 import { readFile, writeFile, mkdir, rename } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -43,15 +44,17 @@ export function parseArgs(args, env = {}) {
 
 /** startService()'s arguments for these options: `read`, `files`, `cacheStore`, limits. */
 export function localSources(o) {
-  const read = async (name) => {
+  // `streamed`: the model, which the engine reads from a Blob or a Response straight into wasm
+  // memory, never whole in JS memory.
+  const read = async (name, { streamed = false } = {}) => {
     if (/^https?:\/\//.test(name)) {
       const response = await fetch(name);
       if (!response.ok) throw edgeError('fetch_failed', `${name}: HTTP ${response.status}`);
-      return new Uint8Array(await response.arrayBuffer());
+      return streamed ? response : new Uint8Array(await response.arrayBuffer());
     }
     const path = isAbsolute(name) ? name : join(o.models, name);
     try {
-      return new Uint8Array(await readFile(path));
+      return streamed ? await openAsBlob(path) : new Uint8Array(await readFile(path));
     } catch (e) {
       throw edgeError('fetch_failed', `cannot read ${path}: ${e.message}`);
     }

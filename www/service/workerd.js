@@ -12,11 +12,11 @@ import { edgeError } from '../engine/errors.js';
 
 let starting = null;
 
-/** A file of the FILES binding as bytes. */
-async function readBinding(binding, name) {
+/** A file of the FILES binding as bytes, or `streamed` (the model) as the Response itself. */
+async function readBinding(binding, name, { streamed = false } = {}) {
   const response = await binding.fetch(`http://files/${name.split('/').map(encodeURIComponent).join('/')}`);
   if (!response.ok) throw edgeError('fetch_failed', `${name}: HTTP ${response.status} from the FILES binding`);
-  return new Uint8Array(await response.arrayBuffer());
+  return streamed ? response : new Uint8Array(await response.arrayBuffer());
 }
 
 function stateStore(binding) {
@@ -42,7 +42,7 @@ function chosenFiles(env) {
 export default {
   async fetch(request, env) {
     starting ??= startService({
-      read: (name) => readBinding(env.FILES, name),
+      read: (name, options) => readBinding(env.FILES, name, options),
       files: chosenFiles(env),
       modelId: env.MODEL_ID || undefined,
       contextLength: env.CONTEXT_LENGTH ? Number(env.CONTEXT_LENGTH) : undefined,
