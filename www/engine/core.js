@@ -157,7 +157,7 @@ export class Engine {
     this.#freeModel();
     const onGpu = rest.backend === 'webgpu';
     let model;
-    const streamed = streamOf(bytes);
+    const streamed = onGpu ? null : streamOf(bytes);
     if (onGpu) {
       const { template, export: exportOptions } = rest;
       model = await loadOnnxFromGguf(await wholeBytes(bytes), coreRequest({ template, export: exportOptions }));
