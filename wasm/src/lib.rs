@@ -66,7 +66,7 @@ fn from_value<T: serde::de::DeserializeOwned + Default>(value: JsValue, what: &s
         .map_err(|e| js_error(ErrorCode::InvalidRequest, &format!("invalid {what}: {e}")))
 }
 
-/// A model file's bytes, written into wasm memory a piece at a time (a `File` read as a stream)
+/// A model file's bytes, written into wasm memory a piece at a time (a `File` or a fetch body read as a stream)
 /// and then handed to [`WasmModel::from_model_bytes`]. Passed whole, a file is in JS memory and
 /// in wasm memory at once while it loads, twice its size; written in pieces, it never is whole
 /// outside wasm memory, and the engine keeps these bytes as the weights it reads in place.

@@ -71,8 +71,8 @@ export async function startService({ read, files: chosen = {}, modelId, contextL
  */
 async function loadModel(engine, readModel, contextLength, timed) {
   const source = await timed('readModel', readModel);
-  // A Response's body is read once: the tokenizer first reads the start of a copy (the file's
-  // tables), whose bytes the copy left for the model waits with until it is read too.
+  // A Response's body can be read once: the tokenizer reads the file's tables from a clone, and
+  // the original keeps those first bytes (a few MB) until the model's load reads them.
   const tokenizer = await loadTokenizer(source instanceof Response ? source.clone() : source);
   const modelInfo = await timed('loadModel', () => engine.load(source, contextLength ? { contextLength } : {}));
   return { modelInfo, tokenizer };
