@@ -81,7 +81,8 @@ impl ModelBytes {
     /// Room for a file of `length` bytes, or a `too_large` error when wasm memory cannot give it.
     #[wasm_bindgen(constructor)]
     pub fn new(length: f64) -> Result<ModelBytes, JsValue> {
-        let too_large = || js_error(ErrorCode::TooLarge, &format!("WebAssembly memory cannot hold a file of {length} bytes"));
+        let too_large =
+            || js_error(ErrorCode::TooLarge, &format!("WebAssembly memory cannot hold a file of {length} bytes"));
         let length = usize::try_from(byte_count(length, "the file's length")?).map_err(|_| too_large())?;
         let mut bytes = Vec::new();
         bytes.try_reserve_exact(length).map_err(|_| too_large())?;
@@ -210,7 +211,9 @@ impl WasmModel {
 #[wasm_bindgen(js_name = inspectGguf)]
 pub fn inspect_gguf(prefix: &[u8], file_length: f64, options: JsValue) -> Result<JsValue, JsValue> {
     let options: LoadOptions = from_value(options, "load options")?;
-    edgellm::model::inspect(prefix, byte_count(file_length, "fileLength")?, &options).map(|i| to_value(&i)).map_err(to_js)
+    edgellm::model::inspect(prefix, byte_count(file_length, "fileLength")?, &options)
+        .map(|i| to_value(&i))
+        .map_err(to_js)
 }
 
 /// A length in bytes passed from JS as a number: a whole number ≥ 0.
