@@ -44,7 +44,7 @@ test('an aborted load rejects with an AbortError; the engine stays usable', asyn
   engine.unload();
 });
 
-test('a load read from a Blob stops at the next chunk when aborted; its bytes are freed', async () => {
+test('a load read from a Blob or a Response stops at the next chunk when aborted; its bytes are freed', async () => {
   const engine = new Engine();
   await engine.load(smollm2);
   const before = Engine.memory().wasmBytes;
@@ -56,7 +56,23 @@ test('a load read from a Blob stops at the next chunk when aborted; its bytes ar
     assert.equal((await load).name, 'AbortError');
     assert.equal((await rejection(engine.generate(hello))).code, 'not_loaded');
   }
-  // Each aborted read freed what it had written: three of them took no more memory than one load.
+  // Where the abort lands is certain with a body of 1 MiB chunks that aborts as its third is asked
+  // for: the read stops at the next chunk, never taking the rest of the file.
+  const controller = new AbortController();
+  const chunk = 2 ** 20;
+  let pulls = 0;
+  const body = new ReadableStream({
+    pull(stream) {
+      if (++pulls === 3) controller.abort();
+      const at = (pulls - 1) * chunk;
+      if (at >= smollm2.length) stream.close();
+      else stream.enqueue(smollm2.slice(at, at + chunk));
+    },
+  }, { highWaterMark: 0 });
+  const response = new Response(body, { headers: { 'Content-Length': String(smollm2.length) } });
+  assert.equal((await rejection(engine.load(response, { signal: controller.signal }))).name, 'AbortError');
+  assert.ok(pulls <= 4, `${pulls} chunks of ${Math.ceil(smollm2.length / chunk)} read after the abort`);
+  // Each aborted read freed what it had written: four of them took no more memory than one load.
   assert.equal(Engine.memory().wasmBytes, before);
   await engine.load(await openAsBlob(smollm2Path));
   assert.equal((await engine.generate(hello)).timings.generatedTokens, 2);
