@@ -5,7 +5,10 @@
 //!   pre-tokenizer regex is not stored, only its llama.cpp name in `tokenizer.ggml.pre`,
 //!   so we map the names we know to the splitter their Hugging Face tokenizer.json uses.
 //! - `llama`: SentencePiece BPE (TinyLlama, Llama 2, Mistral, Gemma) with tokens and scores but no
-//!   merges: [`sentencepiece`] merges by score as llama.cpp does, as a `tokenizers` model.
+//!   merges.
+//!
+//! Both are merged by [`bpe`] as llama.cpp merges them, a `tokenizers` model over a compact
+//! [`token_table`].
 //!
 //! Control and user-defined tokens become special tokens: they are matched whole in the input
 //! (so a chat template can write `<|im_start|>`) and skipped when decoding.
@@ -16,8 +19,6 @@ use tokenizers::decoders::fuse::Fuse;
 use tokenizers::decoders::sequence::Sequence as DecoderSequence;
 use tokenizers::decoders::strip::Strip;
 use tokenizers::decoders::DecoderWrapper;
-use tokenizers::models::bpe::{Vocab, BPE};
-use tokenizers::models::TrainerWrapper;
 use tokenizers::normalizers::{Prepend, Replace, Sequence as NormalizerSequence};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
@@ -25,14 +26,15 @@ use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::processors::PostProcessorWrapper;
-use tokenizers::{AddedToken, Model, NormalizerWrapper, SplitDelimiterBehavior, Token, TokenizerImpl};
+use tokenizers::{AddedToken, NormalizerWrapper, SplitDelimiterBehavior, TokenizerImpl};
 
 use crate::bail;
 use crate::error::{Error, ErrorCode, Result};
 use crate::gguf::Metadata;
 
-mod sentencepiece;
-use sentencepiece::SentencePieceBpe;
+mod bpe;
+mod token_table;
+use bpe::{Bpe, VocabError};
 
 /// llama.cpp token types (`tokenizer.ggml.token_type`).
 const TOKEN_NORMAL: i32 = 1;
@@ -70,7 +72,7 @@ pub enum TokenizerKind {
 
 /// The `tokenizers` pipeline (special tokens, normalizer, pre-tokenizer, decoder) around the
 /// model of either kind of vocabulary.
-type Pipeline = TokenizerImpl<VocabModel, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>;
+type Pipeline = TokenizerImpl<Bpe, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>;
 
 pub struct Tokenizer {
     inner: Pipeline,
@@ -225,32 +227,19 @@ impl StreamDecoder {
     }
 }
 
-fn build_bpe(vocab: Vocab, merges: Vec<(String, String)>, ignore_merges: bool) -> Result<BPE> {
-    BPE::builder()
-        .vocab_and_merges(vocab, merges)
-        .ignore_merges(ignore_merges)
-        .build()
-        .map_err(tk_err("building the BPE model"))
-}
-
-/// token → id; when a string appears twice the first id wins (llama.cpp does the same).
-fn vocab_map(tokens: &[&str]) -> Vocab {
-    let mut vocab = Vocab::with_capacity(tokens.len());
-    for (i, t) in tokens.iter().enumerate() {
-        vocab.entry(t.to_string()).or_insert(i as u32);
+/// A vocabulary [`bpe`] cannot read, as an error with its code.
+fn vocab_error(e: VocabError) -> Error {
+    match e {
+        VocabError::TooLarge => Error::new(ErrorCode::MissingMetadata, "tokenizer.ggml.tokens add up to more than 4 GiB"),
+        VocabError::BadMerge(m) => Error::new(
+            ErrorCode::MissingMetadata,
+            format!("tokenizer.ggml.merges entry '{m}' is not 'left right', two tokens whose union is a token"),
+        ),
     }
-    vocab
 }
 
 fn byte_level_bpe(md: Metadata<'_>, tokens: &[&str]) -> Result<Pipeline> {
-    let merges = md
-        .string_array("tokenizer.ggml.merges")?
-        .into_iter()
-        .map(|m| match m.split_once(' ') {
-            Some((a, b)) => Ok((a.to_string(), b.to_string())),
-            None => bail!(MissingMetadata, "tokenizer.ggml.merges entry '{m}' is not 'left right'"),
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let merges = md.string_array("tokenizer.ggml.merges")?;
     // llama.cpp, like Hugging Face, reads a missing name as "default".
     let pre_name = md.opt_string("tokenizer.ggml.pre")?.unwrap_or("default");
     let split = |regex: &str| -> Result<PreTokenizerWrapper> {
@@ -281,7 +270,7 @@ fn byte_level_bpe(md: Metadata<'_>, tokens: &[&str]) -> Result<Pipeline> {
             PRE_TOKENIZERS.join(", ")
         ),
     };
-    let mut tk = Pipeline::new(VocabModel::ByteLevel(build_bpe(vocab_map(tokens), merges, ignore_merges)?));
+    let mut tk = Pipeline::new(Bpe::with_merges(tokens, &merges, ignore_merges).map_err(vocab_error)?);
     tk.with_pre_tokenizer(Some(pre));
     tk.with_decoder(Some(DecoderWrapper::from(ByteLevelDecoder::default())));
     Ok(tk)
@@ -295,7 +284,7 @@ fn sentencepiece(md: Metadata<'_>, tokens: &[&str]) -> Result<Pipeline> {
     let add_space_prefix = md.opt_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
     let unk =
         md.opt_uint("tokenizer.ggml.unknown_token_id")?.filter(|&id| id < tokens.len() as u64).map(|id| id as u32);
-    let mut tk = Pipeline::new(VocabModel::SentencePiece(SentencePieceBpe::new(tokens, scores, unk)));
+    let mut tk = Pipeline::new(Bpe::with_scores(tokens, scores, unk).map_err(vocab_error)?);
 
     // SentencePiece writes spaces as U+2581 and (optionally) puts one in front of the text.
     let replace = Replace::new(" ", "\u{2581}").map_err(tk_err("building the normalizer"))?;
@@ -316,63 +305,4 @@ fn sentencepiece(md: Metadata<'_>, tokens: &[&str]) -> Result<Pipeline> {
     }
     tk.with_decoder(Some(DecoderWrapper::from(DecoderSequence::new(decoders))));
     Ok(tk)
-}
-
-/// The model under the pipeline: one kind per GGUF vocabulary.
-enum VocabModel {
-    ByteLevel(BPE),
-    SentencePiece(SentencePieceBpe),
-}
-
-impl Model for VocabModel {
-    type Trainer = TrainerWrapper;
-
-    fn tokenize(&self, sequence: &str) -> tokenizers::Result<Vec<Token>> {
-        match self {
-            Self::ByteLevel(m) => m.tokenize(sequence),
-            Self::SentencePiece(m) => m.tokenize(sequence),
-        }
-    }
-
-    fn token_to_id(&self, token: &str) -> Option<u32> {
-        match self {
-            Self::ByteLevel(m) => m.token_to_id(token),
-            Self::SentencePiece(m) => m.token_to_id(token),
-        }
-    }
-
-    fn id_to_token(&self, id: u32) -> Option<String> {
-        match self {
-            Self::ByteLevel(m) => m.id_to_token(id),
-            Self::SentencePiece(m) => m.id_to_token(id),
-        }
-    }
-
-    fn get_vocab(&self) -> std::collections::HashMap<String, u32> {
-        match self {
-            Self::ByteLevel(m) => m.get_vocab(),
-            Self::SentencePiece(m) => m.get_vocab(),
-        }
-    }
-
-    fn get_vocab_size(&self) -> usize {
-        match self {
-            Self::ByteLevel(m) => m.get_vocab_size(),
-            Self::SentencePiece(m) => m.get_vocab_size(),
-        }
-    }
-
-    fn save(&self, folder: &std::path::Path, prefix: Option<&str>) -> tokenizers::Result<Vec<std::path::PathBuf>> {
-        match self {
-            Self::ByteLevel(m) => m.save(folder, prefix),
-            Self::SentencePiece(m) => m.save(folder, prefix),
-        }
-    }
-
-    fn get_trainer(&self) -> TrainerWrapper {
-        match self {
-            Self::ByteLevel(m) => m.get_trainer().into(),
-            Self::SentencePiece(m) => m.get_trainer(),
-        }
-    }
 }
