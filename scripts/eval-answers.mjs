@@ -4,7 +4,7 @@
 // (the benchmark page, engine in a Web Worker).
 //   node scripts/eval-answers.mjs [--models smollm2-135m,gemma3-270m] [--only node|chromium]
 //        [--sets reference-conversation,reference-fresh,cranfield,cranfield-conversations]
-//        [--decoding preset,greedy,greedy-unguarded] [--rules follow-up|all|a,b] [--limit N] [--threads 2] [--json FILE]
+//        [--decoding preset,preset-once,greedy,greedy-unguarded] [--rules follow-up|all|a,b] [--limit N] [--threads 2] [--json FILE]
 // --limit N keeps the first N conversations of each set (a quick look); the figures in the README
 // are from full runs.
 import { readFile, writeFile } from 'node:fs/promises';
@@ -18,7 +18,7 @@ import { answerPreset, chatModelSource } from '../www/app/storage.js';
 
 const { values: args } = parseArgs({
   options: {
-    models: { type: 'string' }, only: { type: 'string' }, sets: { type: 'string' }, decoding: { type: 'string', default: 'preset,greedy,greedy-unguarded' },
+    models: { type: 'string' }, only: { type: 'string' }, sets: { type: 'string' }, decoding: { type: 'string', default: 'preset,preset-once,greedy,greedy-unguarded' },
     rules: { type: 'string', default: DEFAULT_RULE }, limit: { type: 'string' }, threads: { type: 'string', default: '2' }, json: { type: 'string' },
   },
 });

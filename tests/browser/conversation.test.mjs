@@ -55,6 +55,7 @@ async function turnResult(page, n) {
       sources: [...li.querySelectorAll('.sources li')].map((s) => ({ id: s.id, name: s.querySelector('.meta .name').textContent, marks: s.querySelectorAll('.passage mark').length })),
       timings: li.querySelector('.timings').textContent,
       reused: Number(li.dataset.reusedPromptTokens),
+      attempts: Number(li.dataset.attempts),
       finishReason: li.dataset.finishReason,
       followUp: li.dataset.followUp,
     };
@@ -150,6 +151,7 @@ test('a three-turn conversation stays on screen, streams, renders markdown and l
     if (preset) {
       assert.equal(settings.decoding, 'preset');
       assert.ok(settings.listed.includes('Max answer tokens') && settings.listed.length >= Object.keys(preset).length, settings.listed.join());
+      assert.ok(settings.listed.includes('An answer no source supports'), settings.listed.join());
     } else {
       assert.equal(settings.decoding, 'greedy');
       assert.match(settings.status, /no answer preset/);
@@ -199,6 +201,10 @@ test('a three-turn conversation stays on screen, streams, renders markdown and l
     const fresh = await turnResult(page, 1);
     assert.equal(fresh.state, 'done', fresh.timings);
     assert.equal(fresh.followUp, 'false', 'after New conversation there is nothing to follow up');
+    // Four tokens are too few words to match a source: the answer is written again, and says so.
+    assert.ok(fresh.attempts >= 2, `${fresh.attempts} attempt(s): ${fresh.answer} · ${fresh.timings}`);
+    assert.match(fresh.timings, new RegExp(`written ${fresh.attempts} times`), fresh.timings);
+    for (const r of results) assert.equal(r.attempts > 1, /written \d+ times/.test(r.timings), r.timings);
     assert.equal(await page.$$eval('#thread .turn', (t) => t.length), 1);
 
     assert.ok(!logs.some((l) => l.startsWith('pageerror') || /Content Security Policy/i.test(l)), logs.join('\n'));

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Engine, Embedder, loadTokenizer } from '../../www/engine/index.js';
 import { DocumentIndex } from '../../www/rag/index.js';
 import { indexDocuments, sampleCorpus } from '../../www/rag/pipeline.js';
-import { answerQuestion, Conversation, CONVERSATION_RULES, isFollowUp } from '../../www/rag/answer.js';
+import { answerQuestion, Conversation, CONVERSATION_RULES, isFollowUp, REGENERATION } from '../../www/rag/answer.js';
 import { containsGold, loops, repeatedRunShare, scoreTurn } from '../../www/bench/quality.js';
 import { answerPreset } from '../../www/app/storage.js';
 import { buildMessages, EXAMPLE_EXCHANGE, SYSTEM_PROMPT } from '../../www/rag/prompt.js';
@@ -121,6 +121,33 @@ test('a three-turn conversation with SmolLM2: cited sources, prefix reuse, a new
   assert.equal(scored.goldInAnswer, null);
   assert.equal(typeof scored.validCitation, 'boolean');
   console.log(`# turns: ${conversation.turns.map((t) => `${t.timings.promptTokens} prompt (${t.timings.reusedPromptTokens} reused), TTFT ${t.timings.timeToFirstTokenMs.toFixed(0)} ms, ${t.finishReason}`).join('; ')}`);
+
+  // An answer of 3 tokens is under attribution's 5 words and cites nothing: no source supports
+  // it, so it is written again with sampling (twice at most), each try reading the whole prompt
+  // from the KV cache, and the first answer stays when no try is supported.
+  const rewrites = [];
+  const once = (regenerate) => answerQuestion({
+    question: 'What is life cycle assessment?', index, embed, countTokens: tokenizer.count, contextLength: info.contextLength,
+    request: { ...preset, maxNewTokens: 3 }, generate: (request, onToken) => engine.generate(request, onToken),
+    regenerate, onRegenerate: (next) => rewrites.push(next),
+  });
+  const short = await once(REGENERATION);
+  const [written, ...again] = short.attempts;
+  assert.equal(written.supported, false, written.text);
+  assert.ok(again.length >= 1 && again.length <= REGENERATION.attempts, `${short.attempts.length} attempts`);
+  assert.deepEqual(rewrites.map((r) => r.attempt), again.map((_, i) => i + 2));
+  assert.equal(rewrites[0].discarded, written.text);
+  for (const a of again) assert.equal(a.timings.prefillTokens, a.timings.promptTokens - a.timings.reusedPromptTokens);
+  for (const a of again) assert.ok(a.timings.reusedPromptTokens >= written.timings.promptTokens - 1, JSON.stringify(a.timings));
+  const kept = short.attempts.find((a) => a.supported) ?? written;
+  assert.equal(short.text, kept.text);
+  assert.equal(short.finishReason, kept.finishReason);
+  rewrites.length = 0;
+  const plain = await once(null);
+  assert.equal(plain.attempts.length, 1, 'regenerate: null writes one answer');
+  assert.equal(plain.text, written.text, 'the same greedy answer');
+  assert.equal(rewrites.length, 0);
+  await assert.rejects(once({ ...REGENERATION, attempts: -1 }), { code: 'invalid_request' });
   engine.unload();
   tokenizer.free();
   embedder.free();

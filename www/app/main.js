@@ -6,7 +6,7 @@
 import { WorkerEngine, loadTokenizer, inspectModel, EdgeLLMError, ERROR_CODES } from '../engine/index.js';
 import { DocumentIndex } from '../rag/index.js';
 import { indexDocuments, sampleCorpus } from '../rag/pipeline.js';
-import { answerQuestion, Conversation, DECODINGS } from '../rag/answer.js';
+import { answerQuestion, Conversation, DECODINGS, REGENERATION } from '../rag/answer.js';
 import { warmSentenceVectors } from '../rag/extract.js';
 import { AnswerCache, cacheScope } from '../rag/answer-cache.js';
 import { renderAnswer, renderSources, citationElement, inlineNodes } from './render.js';
@@ -474,7 +474,20 @@ function renderPreset() {
     dd.textContent = `${presetValue(value)}${note ? ` (${note})` : ''}`;
     return [dt, dd];
   }));
+  if (preset) {
+    const { attempts, temperature, topK, topP } = REGENERATION;
+    const dt = document.createElement('dt');
+    dt.textContent = 'An answer no source supports';
+    const dd = document.createElement('dd');
+    dd.textContent = `written again, up to ${attempts} more times (temperature ${temperature}, top-k ${topK}, top-p ${topP})`;
+    $('preset').append(dt, dd);
+  }
   if (preset?.maxNewTokens && !state.maxTokensTouched) $('max-new-tokens').value = String(preset.maxNewTokens);
+}
+
+/** Writing an unsupported answer again: with the preset only (greedy stays greedy, for benchmarks). */
+function regenerateSetting() {
+  return $('decoding').value === 'preset' && state.preset ? REGENERATION : null;
 }
 
 /** Decoding for the next answer: the preset's fields (or greedy) and the answer length. */
@@ -510,6 +523,14 @@ const fixed = (x, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : '–'
 
 /** "stop", or "length (hit max answer tokens)". */
 const describeFinish = (reason) => `${reason}${FINISH[reason] && FINISH[reason] !== reason ? ` (${FINISH[reason]})` : ''}`;
+
+/** What the rewrites of an unsupported answer came to. */
+function describeAttempts(attempts) {
+  const kept = attempts.findIndex((a) => a.supported);
+  return kept > 0
+    ? `written ${kept + 1} times: the first ${kept === 1 ? 'answer' : `${kept} answers`} matched no source`
+    : `written ${attempts.length} times: no answer matched a source, the first is shown`;
+}
 
 function element(tag, className, text) {
   const el = document.createElement(tag);
@@ -551,7 +572,7 @@ class TurnView {
 
   setState(s) {
     this.el.dataset.state = s;
-    this.el.setAttribute('aria-busy', String(s === 'retrieving' || s === 'streaming'));
+    this.el.setAttribute('aria-busy', String(s === 'retrieving' || s === 'streaming' || s === 'rewriting'));
   }
 
   showSources(sources) {
@@ -596,6 +617,17 @@ class TurnView {
     this.statusEl.hidden = true;
   }
 
+  /** The streamed answer matched no source and is written again: what streams next replaces it. */
+  rewrite({ attempt }) {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.streamed = '';
+    this.answerEl.replaceChildren();
+    this.statusEl.hidden = false;
+    this.statusEl.textContent = `No source supports that answer: writing it again (try ${attempt})…`;
+    this.setState('rewriting');
+  }
+
   /** The answer as answerQuestion returned it: its text is authoritative (a guard may have cut the stream). */
   finish(result) {
     this.#settle();
@@ -609,11 +641,13 @@ class TurnView {
       if (mark) passage.scrollTop = Math.max(0, mark.offsetTop - passage.offsetTop - 8);
     }
     const t = result.timings ?? {};
+    const first = result.attempts?.[0]?.timings ?? t; // the prompt as first read (a rewrite reuses all of it)
     const d = this.el.dataset;
     d.finishReason = result.finishReason;
-    d.promptTokens = String(t.promptTokens ?? '');
-    d.reusedPromptTokens = String(t.reusedPromptTokens ?? 0);
+    d.promptTokens = String(first.promptTokens ?? '');
+    d.reusedPromptTokens = String(first.reusedPromptTokens ?? 0);
     d.generatedTokens = String(t.generatedTokens ?? '');
+    d.attempts = String(result.attempts?.length ?? 1);
     d.citationsValid = (result.citations?.valid ?? []).join(',');
     d.citationsInvalid = (result.citations?.invalid ?? []).join(',');
     d.citationsAttributed = (result.attributed?.added ?? []).map((a) => a.n).join(',');
@@ -635,16 +669,18 @@ class TurnView {
 
   #generatedParts(result) {
     const t = result.timings ?? {};
+    const first = result.attempts?.[0]?.timings ?? t;
     const rt = result.retrieval ?? {};
     const parts = [
       `retrieval ${fixed(rt.totalMs)} ms (embedding ${fixed(rt.embedMs)} ms${rt.rerankMs ? `, reranking ${fixed(rt.rerankMs)} ms` : ''})`,
       ...(result.extractive ? [`quick answer ${fixed(result.extractive.ms)} ms`] : []),
-      `${t.promptTokens ?? '–'} prompt tokens (${t.reusedPromptTokens ?? 0} reused)`,
-      `prefill ${fixed(t.prefillTokS, 1)} tok/s`,
-      `first token ${fixed(t.timeToFirstTokenMs)} ms`,
+      `${first.promptTokens ?? '–'} prompt tokens (${first.reusedPromptTokens ?? 0} reused)`,
+      `prefill ${fixed(first.prefillTokS, 1)} tok/s`,
+      `first token ${fixed(first.timeToFirstTokenMs)} ms`,
       `${t.generatedTokens ?? '–'} tokens at ${fixed(t.decodeTokS, 1)} tok/s`,
       describeFinish(result.finishReason),
     ];
+    if (result.attempts?.length > 1) parts.push(describeAttempts(result.attempts));
     if (result.followUp) parts.push(`follow-up: searched as “${result.retrievalQuery}”`);
     parts.push(...this.#citationNotes(result));
     return parts;
@@ -714,6 +750,8 @@ async function ask() {
       onSources: (sources) => view.showSources(sources),
       onExtractive: (quick) => view.showQuick(quick),
       onToken: (piece) => view.stream(piece),
+      regenerate: regenerateSetting(),
+      onRegenerate: (next) => view.rewrite(next),
     });
     view.finish(result);
     if (cached.vector) cacheAnswer(cached.vector, result);

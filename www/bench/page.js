@@ -186,7 +186,7 @@ async function quality() {
       registry,
       modelIds: [...document.querySelectorAll('#models input:checked')].map((i) => i.value),
       setNames: list('sets'),
-      decodingNames: list('decoding') ?? ['preset', 'greedy', 'greedy-unguarded'],
+      decodingNames: list('decoding') ?? ['preset', 'preset-once', 'greedy', 'greedy-unguarded'],
       rules: list('rules') ?? [DEFAULT_RULE],
       threads: Number(params.get('threads') ?? (crossOriginIsolated ? 2 : 1)),
       limit: params.has('limit') ? Number(params.get('limit')) : undefined,

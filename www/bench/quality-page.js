@@ -1,6 +1,6 @@
 // The benchmark page's "Answer quality" section: www/bench/quality.js in this browser, the model
 // in a Web Worker as on the app page. URL parameters (?quality=1&autorun=1&models=…&sets=…&
-// decoding=preset,greedy,greedy-unguarded&rules=follow-up&threads=2&limit=N) let scripts/eval-answers.mjs drive it.
+// decoding=preset,preset-once,greedy,greedy-unguarded&rules=follow-up&threads=2&limit=N) let scripts/eval-answers.mjs drive it.
 import { WorkerEngine, loadTokenizer } from '../engine/index.js';
 import { answerPreset, bertFiles, chatModelSource, getModel, modelUrl } from '../app/storage.js';
 import { contextsByCorpus, decodingsFor, evaluateQuality, formatQuality, questionSets } from './quality.js';

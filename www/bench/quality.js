@@ -8,7 +8,7 @@
 // to first token per turn and how much of the prompt came from the KV cache.
 //
 // Everything environment-specific is injected (`generate`, `embed`, `countTokens`), like bench.js.
-import { answerQuestion, Conversation, DECODINGS } from '../rag/answer.js';
+import { answerQuestion, Conversation, DECODINGS, REGENERATION } from '../rag/answer.js';
 import { DocumentIndex } from '../rag/index.js';
 import { indexDocuments, sampleCorpus } from '../rag/pipeline.js';
 import { warmSentenceVectors } from '../rag/extract.js';
@@ -87,9 +87,12 @@ export function scoreTurn(turn, expected) {
     goldInRetrieved: goldIn(turn.sources.map((s) => s.text)),
     goldInExtractive: turn.extractive ? goldIn([turn.extractive.sentences.map((s) => s.text).join(' ')]) : null,
     extractiveMs: turn.extractive?.ms ?? null,
-    promptTokens: turn.timings.promptTokens,
-    reusedPromptTokens: turn.timings.reusedPromptTokens ?? 0,
-    timeToFirstTokenMs: turn.timings.timeToFirstTokenMs,
+    // The prompt as first read, and when the first answer streamed: a regenerated answer, which
+    // replaces it later, finds the whole prompt in the KV cache.
+    promptTokens: turn.attempts[0].timings.promptTokens,
+    reusedPromptTokens: turn.attempts[0].timings.reusedPromptTokens ?? 0,
+    timeToFirstTokenMs: turn.attempts[0].timings.timeToFirstTokenMs,
+    regenerated: turn.attempts.length > 1,
     generatedTokens: turn.timings.generatedTokens,
     answer: turn.text,
   };
@@ -103,17 +106,18 @@ export function scoreTurn(turn, expected) {
  * @param {object} o.context  what answerQuestion needs besides the question: index, embed, countTokens,
  *                            contextLength, retrieval, generate
  * @param {object} o.request  decoding: an answer preset or greedy, with maxNewTokens
+ * @param {object|null} [o.regenerate] answerQuestion's (default REGENERATION; null for greedy)
  * @param {string} [o.rule]   the conversation rule
  * @param {(done: number, total: number) => void} [o.onProgress]
  */
-export async function runConversations({ conversations, context, request, rule, onProgress = () => {} }) {
+export async function runConversations({ conversations, context, request, regenerate, rule, onProgress = () => {} }) {
   const total = conversations.reduce((n, c) => n + c.turns.length, 0);
   const turns = [];
   let done = 0;
   for (const { id, turns: asked } of conversations) {
     const conversation = new Conversation({ rule });
     for (const [i, expected] of asked.entries()) {
-      const turn = await answerQuestion({ ...context, question: expected.question, conversation, request });
+      const turn = await answerQuestion({ ...context, question: expected.question, conversation, request, regenerate });
       turns.push({ conversation: id, turn: i + 1, kind: expected.kind ?? null, ...scoreTurn(turn, expected) });
       onProgress(++done, total);
     }
@@ -137,6 +141,7 @@ export function summarizeTurns(turns) {
     answers: turns.length,
     endsByItself: share(turns.map((t) => t.endsByItself)),
     stoppedByGuard: share(turns.map((t) => t.finishReason === 'repetition')),
+    regenerated: share(turns.map((t) => t.regenerated)),
     loops: share(turns.map((t) => t.loops)),
     validCitation: share(turns.map((t) => t.validCitation)),
     citedWithAttribution: share(turns.map((t) => t.citedWithAttribution)),
@@ -161,14 +166,14 @@ const pct = (x) => (x === null ? '–' : `${(100 * x).toFixed(0)}%`);
 
 /** A plain-text table: one row per (set, decoding, rule) summary. */
 export function formatQuality(rows) {
-  const head = ['Set', 'Decoding', 'Rule', 'Answers', 'End', 'Guard', 'Loop', 'Valid [n]', '[n] attributed', 'Gold in answer', 'Gold in cited', 'Gold in cited/attributed', 'Gold retrieved', 'Extractive gold', 'TTFT turn 1 → last'];
+  const head = ['Set', 'Decoding', 'Rule', 'Answers', 'End', 'Guard', 'Loop', 'Rewritten', 'Valid [n]', '[n] attributed', 'Gold in answer', 'Gold in cited', 'Gold in cited/attributed', 'Gold retrieved', 'Extractive gold', 'TTFT turn 1 → last'];
   const lines = rows.map(({ set, decoding, rule, summary: s }) => {
     const first = s.perTurn[0];
     const last = s.perTurn.at(-1);
     const ttft = first && last && last.turn > 1
       ? `${(first.timeToFirstTokenMs / 1000).toFixed(1)} s → ${(last.timeToFirstTokenMs / 1000).toFixed(1)} s (${(last.timeToFirstTokenMs / first.timeToFirstTokenMs).toFixed(2)}×)`
       : `${((first?.timeToFirstTokenMs ?? 0) / 1000).toFixed(1)} s`;
-    return [set, decoding, rule, String(s.answers), pct(s.endsByItself), pct(s.stoppedByGuard), pct(s.loops), pct(s.validCitation), pct(s.citedWithAttribution),
+    return [set, decoding, rule, String(s.answers), pct(s.endsByItself), pct(s.stoppedByGuard), pct(s.loops), pct(s.regenerated), pct(s.validCitation), pct(s.citedWithAttribution),
       pct(s.goldInAnswer), pct(s.goldInCited), pct(s.goldInCitedWithAttribution), pct(s.goldInRetrieved), pct(s.goldInExtractive), ttft];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
@@ -204,7 +209,7 @@ export function cranfieldDocuments(subset) {
  * Every (set × decoding × rule) combination, in one run.
  * @param {object} o
  * @param {{ name: string, corpus: string, conversations: object[] }[]} o.sets
- * @param {Record<string, object>} o.decodings  name → request (e.g. { preset: …, greedy: … })
+ * @param {Record<string, { request: object, regenerate: object|null }>} o.decodings  name → decoding (decodingsFor)
  * @param {string[]} o.rules                    conversation rules (single-turn sets use the first)
  * @param {(corpus: string) => Promise<object>} o.contextFor  answerQuestion's context for a corpus
  * @param {(text: string) => void} [o.onProgress]
@@ -214,10 +219,10 @@ export async function evaluateQuality({ sets, decodings, rules, contextFor, onPr
   for (const set of sets) {
     const context = await contextFor(set.corpus);
     const multiTurn = set.conversations.some((c) => c.turns.length > 1);
-    for (const [decoding, request] of Object.entries(decodings)) {
+    for (const [decoding, { request, regenerate }] of Object.entries(decodings)) {
       for (const rule of multiTurn ? rules : rules.slice(0, 1)) {
         const turns = await runConversations({
-          conversations: set.conversations, context, request, rule,
+          conversations: set.conversations, context, request, regenerate, rule,
           onProgress: (done, total) => onProgress(`${set.name} · ${decoding} · ${rule}: ${done}/${total}`),
         });
         rows.push({ set: set.name, decoding, rule: multiTurn ? rule : '–', summary: summarizeTurns(turns), turns });
@@ -251,12 +256,18 @@ export function contextsByCorpus({ readSample, cranfieldSubset, embed, model, re
 }
 
 /**
- * name → request for a model: its answer preset, and the DECODINGS (greedy with and without the
- * repetition guard) with the preset's answer length, in the order of `names`.
+ * name → { request, regenerate } for a model, in the order of `names`: its answer preset as the
+ * page uses it (an unsupported answer written again, answer.js REGENERATION), the preset without
+ * that (`preset-once`), and the DECODINGS (greedy with and without the repetition guard, never
+ * regenerated) with the preset's answer length.
  */
 export function decodingsFor(preset, names) {
   if (!preset) throw new Error('the model has no answer preset in the registry');
-  const known = { preset, ...Object.fromEntries(Object.entries(DECODINGS).map(([n, d]) => [n, { ...d, maxNewTokens: preset.maxNewTokens }])) };
+  const known = {
+    preset: { request: preset, regenerate: REGENERATION },
+    'preset-once': { request: preset, regenerate: null },
+    ...Object.fromEntries(Object.entries(DECODINGS).map(([n, d]) => [n, { request: { ...d, maxNewTokens: preset.maxNewTokens }, regenerate: null }])),
+  };
   return Object.fromEntries(names.map((n) => {
     if (!known[n]) throw new Error(`unknown decoding ${n} (expected ${Object.keys(known).join(', ')})`);
     return [n, known[n]];

@@ -35,6 +35,18 @@ export const DECODINGS = Object.freeze({
   'greedy-unguarded': Object.freeze({ temperature: 0, repetitionGuard: false }),
 });
 
+/**
+ * An answer no source supports — the model cited none and none of its sentences is close to a
+ * source sentence (attributeCitations) — is written again with sampling, at most `attempts` more
+ * times, each with its own seed; the first supported answer is kept, else the first one written.
+ * The prompt is the same, so each new try prefills nothing (the KV cache holds the prompt) and
+ * costs only its decoding. Measured on the reference questions with SmolLM2-135M (README,
+ * "Answers"): the greedy preset's answer is unsupported for 2 of 8, and sampled at 0.4–0.8 either
+ * of those two is supported in about half of the tries.
+ * Greedy decoding for benchmarks and tests passes `regenerate: null` (answerQuestion).
+ */
+export const REGENERATION = Object.freeze({ attempts: 2, temperature: 0.7, topK: 50, topP: 0.9 });
+
 /** How many exchanges the full-history rule keeps (the prompt builder drops more if they do not fit). */
 const FULL_HISTORY_EXCHANGES = 3;
 
@@ -127,13 +139,21 @@ export class Conversation {
  * @param {(sources: object[], retrieval: object) => void} [o.onSources]
  * @param {(quick: { sentences: object[], ms: number }) => void} [o.onExtractive]
  * @param {(piece: string) => void} [o.onToken]
+ * @param {{ attempts: number, temperature: number, topK: number, topP: number }|null} [o.regenerate]
+ *        writing an unsupported answer again (default REGENERATION; null: never)
+ * @param {(next: { attempt: number, discarded: string }) => void} [o.onRegenerate] the streamed
+ *        answer was unsupported and is being written again: what streams next replaces it
  */
 export async function answerQuestion({
   question, conversation = new Conversation(), index, embed, rerank, countTokens, contextLength,
   retrieval = {}, request = {}, generate, extractive = true, sentenceCache, onSources, onExtractive, onToken,
+  regenerate = REGENERATION, onRegenerate,
 }) {
   if (typeof question !== 'string' || !question.trim()) {
     throw edgeError('invalid_request', 'the question is empty');
+  }
+  if (regenerate && !(Number.isInteger(regenerate.attempts) && regenerate.attempts >= 0)) {
+    throw edgeError('invalid_request', `regenerate.attempts must be an integer ≥ 0, got ${regenerate.attempts}`);
   }
   const startedAt = performance.now();
   const { retrievalQuery, history, followUpOf, followUp } = conversation.contextFor(question);
@@ -147,16 +167,31 @@ export async function answerQuestion({
   const quick = extractive && embed && sources.length > 0 ? await extractiveAnswer({ query: question, sources, embed, cache: sentenceCache }) : null;
   if (quick) onExtractive?.(quick);
 
-  const result = await generate({ ...request, maxNewTokens, messages }, onToken);
-  // A copied "[n] file, page p" line would otherwise count as a citation of source n.
-  const text = withoutSourceHeadings(result.text, sources);
-  const citations = citationStats(text, sources.length);
-  // An answer that cites nothing gets its sources attributed by similarity, kept apart from the
-  // model's own text so the page can say who cited.
-  const attributed = embed && sources.length > 0 && !citations.hasValid
-    ? await attributeCitations({ answer: text, sources, embed, cache: sentenceCache })
-    : null;
-  const cited = attributed?.added.length ? attributed.text : text;
+  /** One answer written with `decoding` over the request, and what supports it. */
+  const write = async (decoding) => {
+    const result = await generate({ ...request, ...decoding, maxNewTokens, messages }, onToken);
+    // A copied "[n] file, page p" line would otherwise count as a citation of source n.
+    const text = withoutSourceHeadings(result.text, sources);
+    const citations = citationStats(text, sources.length);
+    // An answer that cites nothing gets its sources attributed by similarity, kept apart from the
+    // model's own text so the page can say who cited.
+    const attribution = embed && sources.length > 0 && !citations.hasValid
+      ? await attributeCitations({ answer: text, sources, embed, cache: sentenceCache })
+      : null;
+    const attributed = attribution?.added.length ? attribution : null;
+    return { text, finishReason: result.finishReason, timings: result.timings, citations, attributed, supported: citations.hasValid || attributed !== null };
+  };
+  const attempts = [await write({})];
+  // Without sources nothing can support an answer, and an answer cut short (aborted, context
+  // full) is not written again.
+  const retry = regenerate && sources.length > 0 && embed;
+  while (retry && attempts.length <= regenerate.attempts && !attempts.at(-1).supported && attempts.at(-1).finishReason !== 'aborted' && !request.signal?.aborted) {
+    onRegenerate?.({ attempt: attempts.length + 1, discarded: attempts.at(-1).text });
+    const { temperature, topK, topP } = regenerate;
+    attempts.push(await write({ temperature, topK, topP, seed: (request.seed ?? 0) + attempts.length }));
+  }
+  const { text, finishReason, timings, citations, attributed } = attempts.find((a) => a.supported) ?? attempts[0];
+  const cited = attributed ? attributed.text : text;
   const supports = embed && sources.length > 0 ? await supportingSentences({ answer: cited, sources, embed, cache: sentenceCache }) : new Map();
   const previous = conversation.turns.at(-1);
   const turn = {
@@ -166,15 +201,17 @@ export async function answerQuestion({
     // The question that opened this topic: what a later follow-up is searched with.
     topic: followUp && previous ? previous.topic : question,
     text,
-    finishReason: result.finishReason,
-    timings: result.timings,
+    finishReason,
+    timings,
+    /** Every answer written for the question, in order (more than one when regenerated). */
+    attempts: attempts.map(({ text: written, finishReason: reason, timings: t, supported }) => ({ text: written, finishReason: reason, timings: t, supported })),
     sources,
     retrieval: found.timings,
     extractive: quick,
     /** The model's own citations in `text`. */
     citations,
     /** When the model cited no source: `text` with the attributed [n] markers, and which they are. */
-    attributed: attributed?.added.length ? attributed : null,
+    attributed,
     supports,
     totalMs: performance.now() - startedAt,
   };

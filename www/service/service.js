@@ -234,6 +234,8 @@ export function createService({
     const turn = await queue.run(() => answerQuestion({
       question, index, embed, rerank, countTokens, contextLength: modelInfo.contextLength, retrieval,
       request: { ...decoding(body, limit), signal: request.signal }, generate: (req, onToken) => engine.generate(req, onToken),
+      // The request names its own decoding (OpenAI's fields), not an answer preset: it is kept as asked.
+      regenerate: null,
     }), request.signal);
     const result = {
       answer: turn.attributed ? turn.attributed.text : turn.text,
