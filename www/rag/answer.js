@@ -185,7 +185,8 @@ export async function answerQuestion({
   // Without sources nothing can support an answer, and an answer cut short (aborted, context
   // full) is not written again.
   const retry = regenerate && sources.length > 0 && embed;
-  while (retry && attempts.length <= regenerate.attempts && !attempts.at(-1).supported && attempts.at(-1).finishReason !== 'aborted' && !request.signal?.aborted) {
+  const settled = (a) => a.supported || a.finishReason === 'aborted' || a.finishReason === 'context_full';
+  while (retry && attempts.length <= regenerate.attempts && !settled(attempts.at(-1)) && !request.signal?.aborted) {
     onRegenerate?.({ attempt: attempts.length + 1, discarded: attempts.at(-1).text });
     const { temperature, topK, topP } = regenerate;
     attempts.push(await write({ temperature, topK, topP, seed: (request.seed ?? 0) + attempts.length }));
