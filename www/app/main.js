@@ -524,6 +524,12 @@ const fixed = (x, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : '–'
 /** "stop", or "length (hit max answer tokens)". */
 const describeFinish = (reason) => `${reason}${FINISH[reason] && FINISH[reason] !== reason ? ` (${FINISH[reason]})` : ''}`;
 
+/**
+ * The timings of the answer first written: its prompt figures and first token are what the user
+ * waited for (a rewrite finds the whole prompt in the KV cache). A cached answer has no attempts.
+ */
+const firstTimings = (result) => result.attempts?.[0]?.timings ?? result.timings ?? {};
+
 /** What the rewrites of an unsupported answer came to. */
 function describeAttempts(attempts) {
   const kept = attempts.findIndex((a) => a.supported);
@@ -641,7 +647,7 @@ class TurnView {
       if (mark) passage.scrollTop = Math.max(0, mark.offsetTop - passage.offsetTop - 8);
     }
     const t = result.timings ?? {};
-    const first = result.attempts?.[0]?.timings ?? t; // the prompt as first read (a rewrite reuses all of it)
+    const first = firstTimings(result);
     const d = this.el.dataset;
     d.finishReason = result.finishReason;
     d.promptTokens = String(first.promptTokens ?? '');
@@ -669,7 +675,7 @@ class TurnView {
 
   #generatedParts(result) {
     const t = result.timings ?? {};
-    const first = result.attempts?.[0]?.timings ?? t;
+    const first = firstTimings(result);
     const rt = result.retrieval ?? {};
     const parts = [
       `retrieval ${fixed(rt.totalMs)} ms (embedding ${fixed(rt.embedMs)} ms${rt.rerankMs ? `, reranking ${fixed(rt.rerankMs)} ms` : ''})`,
