@@ -286,20 +286,44 @@ export function createService({
   };
 }
 
+/**
+ * How much of a refused body is still read, and thrown away, before the refusal is sent. A
+ * server that answers 413 while the client is still sending and then closes makes the client
+ * fail to write (EPIPE, "fetch failed" in workerd) instead of reading the 413; reading the rest
+ * first is nginx's lingering close. Beyond this the connection is dropped.
+ */
+const DISCARD_LIMIT_BYTES = 64 << 20;
+
+/** Read and drop what is left of a refused body, up to DISCARD_LIMIT_BYTES; errors are moot. */
+async function discardRest(reader) {
+  let dropped = 0;
+  try {
+    while (dropped <= DISCARD_LIMIT_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      dropped += value.length;
+    }
+    await reader.cancel();
+  } catch { /* the client went away: nothing to answer */ }
+}
+
 /** The request's JSON body, refused beyond `maxBytes` (by Content-Length, then while reading). */
 async function readJson(request, maxBytes) {
   const declared = Number(request.headers.get('content-length'));
-  if (declared > maxBytes) throw edgeError('payload_too_large', `the body is ${declared} bytes; this service accepts at most ${maxBytes}`);
+  const reader = request.body?.getReader();
+  if (declared > maxBytes) {
+    if (reader) await discardRest(reader);
+    throw edgeError('payload_too_large', `the body is ${declared} bytes; this service accepts at most ${maxBytes}`);
+  }
   const chunks = [];
   let size = 0;
-  if (request.body) {
-    const reader = request.body.getReader();
+  if (reader) {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
       size += value.length;
       if (size > maxBytes) {
-        await reader.cancel().catch(() => {});
+        await discardRest(reader);
         throw edgeError('payload_too_large', `the body is over ${maxBytes} bytes, the most this service accepts`);
       }
       chunks.push(value);
