@@ -168,19 +168,30 @@ impl<'a> Gguf<'a> {
     }
 }
 
-/// A cursor over the file's bytes whose every read is bounds-checked.
+/// A cursor over the file's first bytes whose every read is bounds-checked.
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// The whole file's length (`bytes` may be only its start).
+    file_len: u64,
+    /// A read went past `bytes` but not past the file: more of it would have been read.
+    ran_out: bool,
 }
 
 impl<'a> Reader<'a> {
+    /// Note, before failing a read of `n` bytes at `pos`, whether the file has them.
+    fn note_short(&mut self, n: u64) {
+        let in_file = (self.pos as u64).checked_add(n).is_some_and(|end| end <= self.file_len);
+        self.ran_out |= in_file;
+    }
+
     fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
 
     fn take(&mut self, n: u64, what: &dyn Fn() -> String) -> Result<&'a [u8]> {
         if n > self.remaining() as u64 {
+            self.note_short(n);
             bail!(
                 InvalidGguf,
                 "file is truncated: {} needs {n} bytes at offset {}, only {} remain",
@@ -252,16 +263,19 @@ impl<'a> Reader<'a> {
 
     /// Refuse an array whose declared length could not possibly fit in the remaining bytes,
     /// before allocating a `Vec` of that length.
-    fn check_count(&self, count: u64, min_item_bytes: u64, what: &dyn Fn() -> String) -> Result<()> {
+    fn check_count(&mut self, count: u64, min_item_bytes: u64, what: &dyn Fn() -> String) -> Result<()> {
         let need = count.checked_mul(min_item_bytes);
         match need {
             Some(need) if need <= self.remaining() as u64 => Ok(()),
-            _ => bail!(
+            _ => {
+                self.note_short(need.unwrap_or(u64::MAX));
+                bail!(
                 InvalidGguf,
-                "{} declares {count} items, which cannot fit in the {} bytes left in the file (is it truncated or corrupt?)",
-                what(),
-                self.remaining()
-            ),
+                    "{} declares {count} items, which cannot fit in the {} bytes left in the file (is it truncated or corrupt?)",
+                    what(),
+                    self.remaining()
+                )
+            }
         }
     }
 
@@ -323,10 +337,27 @@ pub fn parse(bytes: &[u8]) -> Result<Gguf<'_>> {
 /// metadata and the tensor table (a few MB), not the weights. Tensors are checked against the
 /// file's length, so a model can be described — and refused — before it is downloaded or read.
 pub fn parse_prefix(bytes: &[u8], file_len: u64) -> Result<Gguf<'_>> {
+    parse_from(&mut Reader { bytes, pos: 0, file_len, ran_out: false })
+}
+
+/// Where the tensor data begins in a file of `file_len` bytes that starts with `prefix`:
+/// `None` while the prefix ends inside the header, the metadata or the tensor table (read more
+/// and ask again); the error of [`parse_prefix`] for a file edgellm cannot read.
+pub fn data_start(prefix: &[u8], file_len: u64) -> Result<Option<usize>> {
+    let mut r = Reader { bytes: prefix, pos: 0, file_len, ran_out: false };
+    match parse_from(&mut r) {
+        // Within the file's length, so within usize.
+        Ok(g) => Ok(Some(g.content.tensor_data_offset as usize)),
+        Err(_) if r.ran_out => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn parse_from<'a>(r: &mut Reader<'a>) -> Result<Gguf<'a>> {
+    let (bytes, file_len) = (r.bytes, r.file_len);
     if (bytes.len() as u64) > file_len {
         bail!(InvalidRequest, "{} bytes given as the start of a file of {file_len}", bytes.len());
     }
-    let mut r = Reader { bytes, pos: 0 };
     let magic = r.array::<4>(&|| "the GGUF magic".into())?;
     if &magic != MAGIC {
         bail!(InvalidGguf, "not a GGUF file: it starts with {:02x?}, a GGUF file starts with \"GGUF\"", magic);

@@ -123,30 +123,52 @@ impl QMatrix {
 }
 
 /// `x · Wᵀ` into each `out` for several matrices that take the same input (attention's q, k
-/// and v; the MLP's gate and up): the input is quantized once for all of them.
+/// and v; the MLP's gate and up): the input is quantized once for all of them, and the
+/// matrices our kernels multiply run in one parallel pass. One pass, not one each, because
+/// each pass costs every thread a wake-up and a barrier — in wasm a futex round trip through
+/// the browser — per layer, per token in decode and per chunk in prefill.
 pub fn matmul_each(file: &[u8], x: &[f32], products: &mut [(&QMatrix, &mut [f32])], scratch: &mut Scratch) {
     let (mut quantized, mut quantized_k) = (false, false);
-    for (m, out) in products.iter_mut() {
-        let n = x.len() / m.cols;
-        assert_eq!(x.len(), n * m.cols, "matmul input of {} for {} columns", x.len(), m.cols);
+    for (m, _) in products.iter() {
+        assert_eq!(x.len() % m.cols, 0, "matmul input of {} for {} columns", x.len(), m.cols);
         match own_kernel(m.dtype) {
-            Some(format) if format.is_k_quant() => {
-                if !quantized_k {
-                    scratch.rows_k.quantize_k(x, m.cols);
-                    quantized_k = true;
-                }
-                matmul_own(m, format, file, n, out, &scratch.rows_k)
+            Some(format) if format.is_k_quant() && !quantized_k => {
+                scratch.rows_k.quantize_k(x, m.cols);
+                quantized_k = true;
             }
-            Some(format) => {
-                if !quantized {
-                    scratch.rows.quantize(x, m.cols);
-                    quantized = true;
-                }
-                matmul_own(m, format, file, n, out, &scratch.rows)
+            Some(format) if !format.is_k_quant() && !quantized => {
+                scratch.rows.quantize(x, m.cols);
+                quantized = true;
             }
-            None => with_block_type!(m.dtype, matmul_candle(m, file, x, out, scratch)),
+            _ => {}
         }
     }
+    let mut own: [Option<OwnProduct>; MAX_PRODUCTS] = Default::default();
+    assert!(products.len() <= MAX_PRODUCTS, "{} products of one input", products.len());
+    for (slot, (m, out)) in own.iter_mut().zip(products.iter_mut()) {
+        let n = x.len() / m.cols;
+        match own_kernel(m.dtype) {
+            Some(format) => {
+                let rows = if format.is_k_quant() { &scratch.rows_k } else { &scratch.rows };
+                assert_eq!(rows.cols(), m.cols);
+                assert!(out.len() >= n * m.rows, "matmul output of {} for {n}×{}", out.len(), m.rows);
+                *slot = Some(OwnProduct { m, format, rows, out: DisjointOut(out.as_mut_ptr()) });
+            }
+            None => with_block_type!(m.dtype, matmul_candle(m, file, x, out, &mut scratch.blocks)),
+        }
+    }
+    matmul_own(file, x.len() / products.first().map_or(1, |(m, _)| m.cols), &own);
+}
+
+/// Matrices one call of [`matmul_each`] takes at most (q, k and v).
+const MAX_PRODUCTS: usize = 3;
+
+/// One product for our kernels: `m` times the activation rows `rows`, into `out`.
+struct OwnProduct<'a> {
+    m: &'a QMatrix,
+    format: WeightFormat,
+    rows: &'a Q8Rows,
+    out: DisjointOut,
 }
 
 fn block_align(dtype: GgmlDType) -> usize {
@@ -185,8 +207,70 @@ pub(crate) struct DisjointOut(pub(crate) *mut f32);
 unsafe impl Send for DisjointOut {}
 unsafe impl Sync for DisjointOut {}
 
-/// `out[t·rows + r] = (weight row r) · (activation row t)` for every row and each of `n`
-/// activation rows: weight rows split across the pool, activation rows taken a tile at a time.
+/// `out[t·rows + r] = (weight row r) · (activation row t)` for every row of each product and
+/// each of `n` activation rows, all in one parallel pass: each product's weight rows split
+/// into tasks as [`for_each_pair`] splits one matrix's.
+fn matmul_own(file: &[u8], n: usize, products: &[Option<OwnProduct>]) {
+    let split: [(usize, usize); MAX_PRODUCTS] =
+        std::array::from_fn(|i| products[i].as_ref().map_or((1, 0), |p| task_rows(p.m)));
+    let total: usize = split.iter().map(|&(_, count)| count).sum();
+    (0..total).into_par_iter().for_each(|task| {
+        let (mut product, mut task) = (0, task);
+        while task >= split[product].1 {
+            task -= split[product].1;
+            product += 1;
+        }
+        let Some(p) = &products[product] else { return };
+        let first = task * split[product].0;
+        let rows = first..(first + split[product].0).min(p.m.rows);
+        let (m, a) = (p.m, p.rows);
+        // `format` is a constant in each arm, so the kernel's match folds away.
+        match p.format {
+            WeightFormat::Q4_0 => {
+                rows_times(m, file, n, rows, p.out, |w, t, r| own_dots(WeightFormat::Q4_0, a, w, t, r))
+            }
+            WeightFormat::Q4_1 => {
+                rows_times(m, file, n, rows, p.out, |w, t, r| own_dots(WeightFormat::Q4_1, a, w, t, r))
+            }
+            WeightFormat::Q5_0 => {
+                rows_times(m, file, n, rows, p.out, |w, t, r| own_dots(WeightFormat::Q5_0, a, w, t, r))
+            }
+            WeightFormat::Q8_0 => {
+                rows_times(m, file, n, rows, p.out, |w, t, r| own_dots(WeightFormat::Q8_0, a, w, t, r))
+            }
+            WeightFormat::Q4K => rows_times(m, file, n, rows, p.out, |w, t, r| own_dots(WeightFormat::Q4K, a, w, t, r)),
+            WeightFormat::Q5K => rows_times(m, file, n, rows, p.out, |w, t, r| own_dots(WeightFormat::Q5K, a, w, t, r)),
+            WeightFormat::Q6K => rows_times(m, file, n, rows, p.out, |w, t, r| own_dots(WeightFormat::Q6K, a, w, t, r)),
+        }
+    });
+}
+
+/// `results[i]` = the weight row `w` against activation row `tokens.start + i` of `rows`: four
+/// activation rows per kernel call (each weight block unpacked once for four tokens), then one
+/// at a time.
+#[inline(always)]
+fn own_dots(format: WeightFormat, rows: &Q8Rows, w: &[u8], tokens: std::ops::Range<usize>, results: &mut [f32]) {
+    let row = |t: usize| rows.row(t);
+    let mut t = tokens.start;
+    for four in results.chunks_exact_mut(4) {
+        four.copy_from_slice(&kernels::dots(format, w, [&row(t), &row(t + 1), &row(t + 2), &row(t + 3)]));
+        t += 4;
+    }
+    for result in results.chunks_exact_mut(4).into_remainder() {
+        *result = kernels::dot(format, w, &row(t));
+        t += 1;
+    }
+}
+
+/// Weight rows per task for `m`, and the number of tasks: four per thread, so that a slow
+/// thread is balanced out, but never fewer rows than [`MIN_ROWS_PER_TASK`].
+fn task_rows(m: &QMatrix) -> (usize, usize) {
+    let per = m.rows.div_ceil(rayon::current_num_threads() * 4).max(MIN_ROWS_PER_TASK);
+    (per, m.rows.div_ceil(per))
+}
+
+/// `out[t·rows + r] = (weight row r) · (activation row t)` for every row of `m` and each of `n`
+/// activation rows, in a parallel pass of its own (candle's kernels).
 /// `dots(w, tokens, results)` fills `results[i]` for activation row `tokens.start + i`.
 fn for_each_pair(
     m: &QMatrix,
@@ -195,55 +279,38 @@ fn for_each_pair(
     out: &mut [f32],
     dots: impl Fn(&[u8], std::ops::Range<usize>, &mut [f32]) + Sync,
 ) {
-    let rows = m.rows;
-    assert!(out.len() >= n * rows, "matmul output of {} for {n}×{rows}", out.len());
-    let tasks = rayon::current_num_threads() * 4;
-    let rows_per_task = rows.div_ceil(tasks).max(MIN_ROWS_PER_TASK);
-    let out_ptr = DisjointOut(out.as_mut_ptr());
-    let weights = &file[m.offset..m.offset + rows * m.row_bytes];
-    weights.par_chunks(rows_per_task * m.row_bytes).enumerate().for_each(|(task, chunk)| {
-        let out_ptr = out_ptr;
-        let first_row = task * rows_per_task;
-        let mut results = [0f32; TOKEN_TILE];
-        for t0 in (0..n).step_by(TOKEN_TILE) {
-            let tile = t0..(t0 + TOKEN_TILE).min(n);
-            for (i, w) in chunk.chunks_exact(m.row_bytes).enumerate() {
-                dots(w, tile.clone(), &mut results[..tile.len()]);
-                for (t, &v) in tile.clone().zip(&results) {
-                    // SAFETY: first_row + i < rows and t < n, and out.len() >= n·rows (asserted);
-                    // row first_row + i belongs to this task alone.
-                    unsafe { *out_ptr.0.add(t * rows + first_row + i) = v };
-                }
-            }
-        }
-    });
+    assert!(out.len() >= n * m.rows, "matmul output of {} for {n}×{}", out.len(), m.rows);
+    let out = DisjointOut(out.as_mut_ptr());
+    let (per, count) = task_rows(m);
+    (0..count)
+        .into_par_iter()
+        .for_each(|task| rows_times(m, file, n, task * per..((task + 1) * per).min(m.rows), out, &dots));
 }
 
-/// `n` rows of input, already quantized into `rows`.
-fn matmul_own(m: &QMatrix, format: WeightFormat, file: &[u8], n: usize, out: &mut [f32], rows: &Q8Rows) {
-    assert_eq!(rows.cols(), m.cols);
-    let row = |t: usize| rows.row(t);
-    // Four activation rows per kernel call (each weight block unpacked once for four tokens),
-    // then one at a time. `format` is a constant in each arm, so the kernel's match folds away.
-    let dots = |format: WeightFormat, w: &[u8], tokens: std::ops::Range<usize>, results: &mut [f32]| {
-        let mut t = tokens.start;
-        for four in results.chunks_exact_mut(4) {
-            four.copy_from_slice(&kernels::dots(format, w, [&row(t), &row(t + 1), &row(t + 2), &row(t + 3)]));
-            t += 4;
+/// The weight rows `rows` of `m` against the `n` activation rows, a tile of them at a time so
+/// that the tile stays in cache while the rows stream past: `out[t·m.rows + r]`. A function of
+/// its own for each `dots` (and so each weight format, folded in), not inlined into the pass:
+/// seven copies of it in one function made the 1-thread wasm prefill ~7% slower.
+#[inline(never)]
+fn rows_times(
+    m: &QMatrix,
+    file: &[u8],
+    n: usize,
+    rows: std::ops::Range<usize>,
+    out: DisjointOut,
+    dots: impl Fn(&[u8], std::ops::Range<usize>, &mut [f32]),
+) {
+    let mut results = [0f32; TOKEN_TILE];
+    for t0 in (0..n).step_by(TOKEN_TILE) {
+        let tile = t0..(t0 + TOKEN_TILE).min(n);
+        for r in rows.clone() {
+            dots(m.row(file, r), tile.clone(), &mut results[..tile.len()]);
+            for (t, &v) in tile.clone().zip(&results) {
+                // SAFETY: r < m.rows and t < n, and out holds n·m.rows (asserted by the
+                // callers); row r belongs to this task alone.
+                unsafe { *out.0.add(t * m.rows + r) = v };
+            }
         }
-        for result in results.chunks_exact_mut(4).into_remainder() {
-            *result = kernels::dot(format, w, &row(t));
-            t += 1;
-        }
-    };
-    match format {
-        WeightFormat::Q4_0 => for_each_pair(m, file, n, out, |w, t, r| dots(WeightFormat::Q4_0, w, t, r)),
-        WeightFormat::Q4_1 => for_each_pair(m, file, n, out, |w, t, r| dots(WeightFormat::Q4_1, w, t, r)),
-        WeightFormat::Q5_0 => for_each_pair(m, file, n, out, |w, t, r| dots(WeightFormat::Q5_0, w, t, r)),
-        WeightFormat::Q8_0 => for_each_pair(m, file, n, out, |w, t, r| dots(WeightFormat::Q8_0, w, t, r)),
-        WeightFormat::Q4K => for_each_pair(m, file, n, out, |w, t, r| dots(WeightFormat::Q4K, w, t, r)),
-        WeightFormat::Q5K => for_each_pair(m, file, n, out, |w, t, r| dots(WeightFormat::Q5K, w, t, r)),
-        WeightFormat::Q6K => for_each_pair(m, file, n, out, |w, t, r| dots(WeightFormat::Q6K, w, t, r)),
     }
 }
 
@@ -257,13 +324,13 @@ pub(crate) fn grown<T: Default + Clone>(buf: &mut Vec<T>, len: usize) -> &mut [T
 
 /// Other types (K-quants, Q5_1, floats): candle's `vec_dot`, with activations in candle's
 /// block type for them.
-fn matmul_candle<W: GgmlType>(m: &QMatrix, file: &[u8], x: &[f32], out: &mut [f32], scratch: &mut Scratch) {
+fn matmul_candle<W: GgmlType>(m: &QMatrix, file: &[u8], x: &[f32], out: &mut [f32], storage: &mut Vec<u64>) {
     let cols = m.cols;
     let n = x.len() / cols;
     assert_eq!(x.len(), n * cols, "matmul input of {} for {cols} columns", x.len());
     let act_blocks = cols / W::VecDotType::BLCK_SIZE;
     let words = (n * act_blocks * std::mem::size_of::<W::VecDotType>()).div_ceil(8);
-    let storage = grown(&mut scratch.blocks, words);
+    let storage = grown(storage, words);
     // SAFETY: u64 storage is aligned for every block type and `words` covers n rows of blocks.
     let acts: &mut [W::VecDotType] =
         unsafe { std::slice::from_raw_parts_mut(storage.as_mut_ptr() as *mut W::VecDotType, n * act_blocks) };

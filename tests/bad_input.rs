@@ -281,3 +281,47 @@ fn the_next_load_still_works() {
     req.max_new_tokens = 2;
     assert_eq!(model.generate(&req, |_| true).unwrap().timings.generated_tokens, 2);
 }
+
+/// What a ModelFileWriter says of `bytes` sent in 64 KiB pieces as the first bytes of a file of
+/// `declared` bytes: the first error, from a write or from finish.
+fn write_err(bytes: &[u8], declared: usize) -> Error {
+    use edgellm::model::file::ModelFileWriter;
+    let mut writer = ModelFileWriter::new(declared);
+    for chunk in bytes.chunks(64 << 10) {
+        let copy = |from: usize, room: &mut [std::mem::MaybeUninit<u8>]| {
+            for (to, &b) in room.iter_mut().zip(&chunk[from..]) {
+                to.write(b);
+            }
+        };
+        if let Err(e) = writer.write(chunk.len(), copy) {
+            return e;
+        }
+    }
+    writer.finish().err().expect("a broken file was received")
+}
+
+#[test]
+fn a_file_received_in_pieces_is_refused_at_its_header_or_when_it_ends_short() {
+    let real = model_bytes(SMOLLM2);
+    // Not a GGUF: refused at the first piece, not after the 90 MiB it claims.
+    let e = write_err(&[b'x'; 1 << 20], 90 << 20);
+    assert_eq!(e.code, ErrorCode::InvalidGguf, "{e}");
+    assert!(e.message.contains("not a GGUF file"), "{e}");
+    // A real header whose file is said to be shorter than its tensors need.
+    let e = write_err(&real[..4 << 20], 4 << 20);
+    assert_eq!(e.code, ErrorCode::InvalidGguf, "{e}");
+    assert!(e.message.contains("is the file truncated?"), "{e}");
+    // The file ends before the length it was given: the header was fine, the tensor data short.
+    let e = write_err(&real[..real.len() / 2], real.len());
+    assert_eq!(e.code, ErrorCode::InvalidRequest, "{e}");
+    assert!(e.message.contains(&format!("of its {} bytes", real.len())), "{e}");
+    // More bytes than the length given.
+    let e = write_err(&[&real[..], &[0]].concat(), real.len());
+    assert_eq!(e.code, ErrorCode::InvalidRequest, "{e}");
+    assert!(e.message.contains("said to have"), "{e}");
+    // The header cut off within the file's length: still reading, and then short.
+    let e = write_err(&real[..1000], real.len());
+    assert_eq!(e.code, ErrorCode::InvalidRequest, "{e}");
+    // And the next load works.
+    load(SMOLLM2);
+}

@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{load, GEMMA3, SMOLLM2};
+use common::{load, model_bytes, GEMMA3, SMOLLM2};
+use edgellm::model::file::{ModelFile, ModelFileWriter};
 use edgellm::model::BackendKind;
 use edgellm::{
     ErrorCode, FinishReason, GenerateRequest, GenerationOutput, LoadOptions, Message, Model, OverflowPolicy,
@@ -49,6 +50,52 @@ fn smollm2_answers_paris_greedily_and_reports_timings() {
     assert!(t.time_to_first_token_ms >= t.prefill_ms && t.total_ms >= t.time_to_first_token_ms, "{t:?}");
     let l = &model.load_timings;
     assert!(l.parse_ms > 0.0 && l.weights_ms > 0.0 && l.total_ms >= l.parse_ms + l.weights_ms, "{l:?}");
+}
+
+/// `bytes` through a ModelFileWriter in pieces of the sizes `pieces` cycles through.
+fn written_in_pieces(bytes: &[u8], pieces: &[usize]) -> ModelFile {
+    let mut writer = ModelFileWriter::new(bytes.len());
+    let (mut at, mut sizes) = (0, pieces.iter().cycle());
+    while at < bytes.len() {
+        let chunk = &bytes[at..(at + sizes.next().unwrap()).min(bytes.len())];
+        writer
+            .write(chunk.len(), |from, room| {
+                for (to, &b) in room.iter_mut().zip(&chunk[from..]) {
+                    to.write(b);
+                }
+            })
+            .unwrap();
+        at += chunk.len();
+        assert_eq!(writer.written(), at);
+    }
+    writer.finish().unwrap()
+}
+
+#[test]
+fn a_file_received_in_pieces_keeps_its_tensor_data_apart_and_answers_as_the_whole_file() {
+    for file in [SMOLLM2, GEMMA3] {
+        let bytes = model_bytes(file);
+        let data_start = edgellm::gguf::parse(&bytes).unwrap().content.tensor_data_offset as usize;
+        // Pieces that end inside the header, at the first try's boundary and past it; and the
+        // whole file as one piece (what the engine does with bytes already in JS memory).
+        for pieces in [&[1, 4093, 65_536, 1 << 20][..], &[bytes.len()]] {
+            match written_in_pieces(&bytes, pieces) {
+                ModelFile::Split { head, tensors } => {
+                    assert_eq!((head.len(), tensors.len()), (data_start, bytes.len() - data_start), "{file}");
+                    assert!(head == bytes[..data_start] && tensors == bytes[data_start..], "{file}: the bytes as sent");
+                }
+                ModelFile::Whole(_) => panic!("{file}: not split"),
+            }
+        }
+    }
+    let mut whole = load(SMOLLM2);
+    let bytes = model_bytes(SMOLLM2);
+    let mut split =
+        Model::load_file(written_in_pieces(&bytes, &[100_003]), &LoadOptions::default(), edgellm::timing::native_clock)
+            .unwrap();
+    let (a, b) = (whole.generate(&question(), |_| true).unwrap(), split.generate(&question(), |_| true).unwrap());
+    assert!(a.text.contains("Paris") && a.text == b.text, "{:?} / {:?}", a.text, b.text);
+    assert_eq!(whole.info.file_bytes, split.info.file_bytes);
 }
 
 #[test]

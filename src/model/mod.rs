@@ -1,6 +1,7 @@
 //! Model backends behind one enum, and loading a whole model (weights, tokenizer, template)
 //! from GGUF bytes.
 
+pub mod file;
 pub mod gemma3;
 pub mod hparams;
 pub mod kv_cache;
@@ -22,6 +23,7 @@ use crate::matmul::QMatrix;
 use crate::template::ChatTemplate;
 use crate::timing::{Clock, LoadTimings};
 use crate::tokenizer::Tokenizer;
+use file::{FileBytes, ModelFile};
 use gemma3::Gemma3;
 use hparams::{Family, HParams};
 use kv_cache::KvCache;
@@ -199,37 +201,6 @@ enum Backend {
     },
     CandleLlama(quantized_llama::ModelWeights),
     CandleGemma3(Gemma3),
-}
-
-/// The model file, kept whole so the weights are used where they lie. Block types need at
-/// most 8-byte alignment; a buffer that does not start aligned (no allocator we know of
-/// returns one) is copied once into storage that does.
-enum FileBytes {
-    Bytes(Vec<u8>),
-    Aligned { words: Vec<u64>, len: usize },
-}
-
-impl FileBytes {
-    fn new(bytes: Vec<u8>) -> Self {
-        if bytes.as_ptr() as usize % 8 == 0 {
-            return Self::Bytes(bytes);
-        }
-        let mut words = vec![0u64; bytes.len().div_ceil(8)];
-        for (w, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            *w = u64::from_le_bytes(b);
-        }
-        Self::Aligned { words, len: bytes.len() }
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Self::Bytes(b) => b,
-            // SAFETY: `words` holds `len` initialised bytes (little-endian, as copied in).
-            Self::Aligned { words, len } => unsafe { std::slice::from_raw_parts(words.as_ptr() as *const u8, *len) },
-        }
-    }
 }
 
 /// Rough resident size of the loaded model: the file (the default backend keeps it and reads
@@ -434,11 +405,34 @@ impl Model {
     /// Load from the whole GGUF file. Pass a `Vec` to hand the bytes over: the default backend
     /// keeps them and reads the weights in place (a slice is copied once).
     pub fn load(bytes: impl Into<Vec<u8>>, opts: &LoadOptions, clock: Clock) -> Result<Self> {
+        Self::load_file(ModelFile::Whole(bytes.into()), opts, clock)
+    }
+
+    /// Load from a GGUF file whole or split after its header (see [`file`]): split, the header
+    /// is dropped once the model is built, and only the tensor data stays.
+    pub fn load_file(file: ModelFile, opts: &LoadOptions, clock: Clock) -> Result<Self> {
         let t0 = clock();
-        let bytes: Vec<u8> = bytes.into();
+        let file_len = file.len();
+        // `bytes` is what the model keeps: the whole file, or its tensor data alone.
+        let (head, bytes) = match file {
+            ModelFile::Whole(bytes) => (None, bytes),
+            ModelFile::Split { head, tensors } => (Some(head), tensors),
+        };
         let backend_kind = opts.backend.unwrap_or_default();
-        let g = gguf::parse(&bytes)?;
-        let plan = Plan::read(&g, bytes.len() as u64, opts)?;
+        let mut g = gguf::parse_prefix(head.as_deref().unwrap_or(&bytes), file_len as u64)?;
+        if let Some(head) = &head {
+            if g.content.tensor_data_offset != head.len() as u64 {
+                bail!(
+                    InvalidRequest,
+                    "the header given is {} bytes, but the file's tensor data begins at {}",
+                    head.len(),
+                    g.content.tensor_data_offset
+                );
+            }
+            // The tensors' offsets are into the bytes kept, which begin with the tensor data.
+            g.content.tensor_data_offset = 0;
+        }
+        let plan = Plan::read(&g, file_len as u64, opts)?;
         if let Some(refusal) = plan.refusal {
             return Err(refusal);
         }

@@ -27,11 +27,13 @@ use crate::model::hparams::{Activation, GateUpLayout, HParams, QkvLayout, RopeKi
 use crate::model::kv_cache::{padded_head_dim, KvCache};
 use crate::model::TensorSource;
 
-/// A long prompt runs through the layers this many tokens at a time: one of the matmuls' token
-/// tiles (matmul.rs reads each weight once per tile whatever the chunk), so the activation
-/// buffers stay ~2 MB instead of growing with the prompt (256 took 7 MiB more for SmolLM2 and
-/// was no faster). Results are the same for any split: tests/backends.rs.
-const PREFILL_CHUNK: usize = 64;
+/// A long prompt runs through the layers this many tokens at a time, so the activation buffers
+/// stay ~1.3 MiB for SmolLM2 instead of growing with the prompt (256 took 7 MiB more and was no
+/// faster). 32 rather than 64 brought SmolLM2's peak at 2,048 positions from 1.32× to 1.30× its
+/// file; prefill measured the same at 1 thread and ~2–3% slower at 2 before the matmuls' single
+/// pass per input (README, "Memory with a full context"). Results are the same for any split:
+/// tests/backends.rs.
+const PREFILL_CHUNK: usize = 32;
 /// Multiply-adds of a layer's attention below which it stays on one thread.
 const ATTENTION_WORK_PER_TASK: usize = 64 * 1024;
 /// Query heads that share a KV head read each cached key together, this many at a time: the key

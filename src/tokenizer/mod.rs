@@ -230,7 +230,9 @@ impl StreamDecoder {
 /// A vocabulary [`bpe`] cannot read, as an error with its code.
 fn vocab_error(e: VocabError) -> Error {
     match e {
-        VocabError::TooLarge => Error::new(ErrorCode::MissingMetadata, "tokenizer.ggml.tokens add up to more than 4 GiB"),
+        VocabError::TooLarge => {
+            Error::new(ErrorCode::MissingMetadata, "tokenizer.ggml.tokens add up to more than 4 GiB")
+        }
         VocabError::BadMerge(m) => Error::new(
             ErrorCode::MissingMetadata,
             format!("tokenizer.ggml.merges entry '{m}' is not 'left right', two tokens whose union is a token"),

@@ -11,6 +11,7 @@
 
 use edgellm::embed::{Embedder, DEFAULT_MAX_TOKENS};
 use edgellm::generate::Session;
+use edgellm::model::file::ModelFileWriter;
 use edgellm::rerank::CrossEncoder;
 use edgellm::tokenizer::Tokenizer;
 use edgellm::{ErrorCode, GenerateRequest, LoadOptions, Message, Model};
@@ -66,48 +67,43 @@ fn from_value<T: serde::de::DeserializeOwned + Default>(value: JsValue, what: &s
         .map_err(|e| js_error(ErrorCode::InvalidRequest, &format!("invalid {what}: {e}")))
 }
 
-/// A model file's bytes, written into wasm memory a piece at a time (a `File` or a fetch body read as a stream)
-/// and then handed to [`WasmModel::from_model_bytes`]. Passed whole, a file is in JS memory and
-/// in wasm memory at once while it loads, twice its size; written in pieces, it never is whole
-/// outside wasm memory, and the engine keeps these bytes as the weights it reads in place.
+/// A model file's bytes, written into wasm memory a piece at a time (a `File` or a fetch body
+/// read as a stream, or bytes already in JS memory) and then handed to
+/// [`WasmModel::from_model_bytes`]. Passed whole, a file is in JS memory and in wasm memory at
+/// once while it loads, twice its size; written in pieces, it never is whole outside wasm
+/// memory. The header goes into a buffer of its own, dropped once the model is built
+/// (`edgellm::model::file`).
 #[wasm_bindgen]
 pub struct ModelBytes {
-    bytes: Vec<u8>,
-    length: usize,
+    writer: ModelFileWriter,
 }
 
 #[wasm_bindgen]
 impl ModelBytes {
-    /// Room for a file of `length` bytes, or a `too_large` error when wasm memory cannot give it.
+    /// Room for a file of `length` bytes (`too_large` when wasm memory cannot give it, as soon
+    /// as the header says how much the tensor data needs).
     #[wasm_bindgen(constructor)]
     pub fn new(length: f64) -> Result<ModelBytes, JsValue> {
-        let too_large =
-            || js_error(ErrorCode::TooLarge, &format!("WebAssembly memory cannot hold a file of {length} bytes"));
-        let length = usize::try_from(byte_count(length, "the file's length")?).map_err(|_| too_large())?;
-        let mut bytes = Vec::new();
-        bytes.try_reserve_exact(length).map_err(|_| too_large())?;
-        Ok(ModelBytes { bytes, length })
+        let length = usize::try_from(byte_count(length, "the file's length")?).map_err(|_| {
+            js_error(ErrorCode::TooLarge, &format!("WebAssembly memory cannot hold a file of {length} bytes"))
+        })?;
+        Ok(ModelBytes { writer: ModelFileWriter::new(length) })
     }
 
-    /// Append `chunk`, the next bytes of the file; refused past the length given.
+    /// Append `chunk`, the next bytes of the file; refused past the length given, and at the
+    /// header for a file that is not a model edgellm reads.
     pub fn write(&mut self, chunk: &js_sys::Uint8Array) -> Result<(), JsValue> {
         let n = chunk.length() as usize;
-        let at = self.bytes.len();
-        if n > self.length - at {
-            return Err(js_error(
-                ErrorCode::InvalidRequest,
-                &format!("{n} more bytes after {at} of a file said to have {}", self.length),
-            ));
-        }
-        chunk.copy_to_uninit(&mut self.bytes.spare_capacity_mut()[..n]);
-        // SAFETY: copy_to_uninit initialised the n bytes after the first `at`, within capacity.
-        unsafe { self.bytes.set_len(at + n) };
-        Ok(())
+        self.writer
+            .write(n, |from, room| {
+                chunk.subarray(from as u32, (from + room.len()) as u32).copy_to_uninit(room);
+            })
+            .map_err(to_js)
     }
 
     /// Bytes written so far.
     pub fn written(&self) -> f64 {
-        self.bytes.len() as f64
+        self.writer.written() as f64
     }
 }
 
@@ -132,13 +128,10 @@ impl WasmModel {
     /// refused), which it takes over. `options` as for the constructor.
     #[wasm_bindgen(js_name = fromModelBytes)]
     pub fn from_model_bytes(bytes: ModelBytes, options: JsValue) -> Result<WasmModel, JsValue> {
-        if bytes.bytes.len() != bytes.length {
-            return Err(js_error(
-                ErrorCode::InvalidRequest,
-                &format!("the file gave {} of its {} bytes", bytes.bytes.len(), bytes.length),
-            ));
-        }
-        Self::new(bytes.bytes, options)
+        let options: LoadOptions = from_value(options, "load options")?;
+        let file = bytes.writer.finish().map_err(to_js)?;
+        let model = Model::load_file(file, &options, performance_now).map_err(to_js)?;
+        Ok(WasmModel { model, session: None })
     }
 
     /// Architecture, name, context length, tokenizer, template, tensor types, sizes.

@@ -90,6 +90,21 @@ async function streamIntoWasm({ stream, size }, aborted) {
   }
 }
 
+/**
+ * Bytes already in JS memory written into wasm memory as a stream's are (a ModelBytes): the
+ * header apart from the tensor data, so that it is freed once the model is built.
+ */
+function bytesIntoWasm(bytes) {
+  const target = new (wasm().ModelBytes)(bytes.length);
+  try {
+    target.write(bytes);
+    return target;
+  } catch (e) {
+    target.free();
+    throw e;
+  }
+}
+
 /** Bytes of wasm memory (both modules: the CPU one and the ONNX one); the JS heap where the
  *  runtime reports it. GPU buffers are not counted: WebGPU does not report them. */
 export function memoryUsage() {
@@ -161,10 +176,9 @@ export class Engine {
     if (onGpu) {
       const { template, export: exportOptions } = rest;
       model = await loadOnnxFromGguf(await wholeBytes(bytes), coreRequest({ template, export: exportOptions }));
-    } else if (streamed) {
-      model = wasm().WasmModel.fromModelBytes(await streamIntoWasm(streamed, aborted), coreRequest(rest));
     } else {
-      model = new (wasm().WasmModel)(await wholeBytes(bytes), coreRequest(rest));
+      const file = streamed ? await streamIntoWasm(streamed, aborted) : bytesIntoWasm(await wholeBytes(bytes));
+      model = wasm().WasmModel.fromModelBytes(file, coreRequest(rest));
     }
     // The wasm call cannot be interrupted: an abort sent while it ran is read now, and the model
     // nobody wants any more is freed rather than left loaded behind an AbortError.
