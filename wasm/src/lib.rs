@@ -11,7 +11,7 @@
 
 use edgellm::embed::{Embedder, DEFAULT_MAX_TOKENS};
 use edgellm::generate::Session;
-use edgellm::model::file::ModelFileWriter;
+use edgellm::model::file::{ModelFile, ModelFileWriter};
 use edgellm::rerank::CrossEncoder;
 use edgellm::tokenizer::Tokenizer;
 use edgellm::{ErrorCode, GenerateRequest, LoadOptions, Message, Model};
@@ -114,24 +114,28 @@ pub struct WasmModel {
     session: Option<Session>,
 }
 
+impl WasmModel {
+    /// What both constructors do once they have the file.
+    fn load(file: ModelFile, options: JsValue) -> Result<WasmModel, JsValue> {
+        let options: LoadOptions = from_value(options, "load options")?;
+        let model = Model::load_file(file, &options, performance_now).map_err(to_js)?;
+        Ok(WasmModel { model, session: None })
+    }
+}
+
 #[wasm_bindgen]
 impl WasmModel {
     /// Load a GGUF model from its bytes. `options`: `{ context_length?, template?, max_memory_bytes? }`.
     #[wasm_bindgen(constructor)]
     pub fn new(bytes: Vec<u8>, options: JsValue) -> Result<WasmModel, JsValue> {
-        let options: LoadOptions = from_value(options, "load options")?;
-        let model = Model::load(bytes, &options, performance_now).map_err(to_js)?;
-        Ok(WasmModel { model, session: None })
+        Self::load(ModelFile::Whole(bytes), options)
     }
 
     /// Load a GGUF model from the bytes written into `bytes` (all of them: a file cut short is
     /// refused), which it takes over. `options` as for the constructor.
     #[wasm_bindgen(js_name = fromModelBytes)]
     pub fn from_model_bytes(bytes: ModelBytes, options: JsValue) -> Result<WasmModel, JsValue> {
-        let options: LoadOptions = from_value(options, "load options")?;
-        let file = bytes.writer.finish().map_err(to_js)?;
-        let model = Model::load_file(file, &options, performance_now).map_err(to_js)?;
-        Ok(WasmModel { model, session: None })
+        Self::load(bytes.writer.finish().map_err(to_js)?, options)
     }
 
     /// Architecture, name, context length, tokenizer, template, tensor types, sizes.
